@@ -1,0 +1,41 @@
+"""The ``funrl`` command line.
+
+Each subcommand lives in the module that owns it and exposes ``register(subparsers)``; this file
+only lists them. Heavy imports (torch, ray) happen inside the command functions so that
+``funrl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path -> registers one top-level subcommand
+SUBCOMMANDS = [
+    "funrl.config.cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="funrl", description="GRPO for audio-language models")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for mod in SUBCOMMANDS:
+        importlib.import_module(mod).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from funrl.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as e:
+        print(f"funrl: config error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The config schema: one dataclass per section, each default defined here once.
+
+Sections that belong to a subsystem are defined next to it (``funrl.rewards.config`` …) and
+composed here, so the owner of a phase finds its knobs beside its code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from funrl.rewards.config import RewardsConfig
+
+
+@dataclass
+class RunConfig:
+    """Where a run writes and how it is seeded."""
+
+    name: str = "funrl"
+    output_dir: str = "runs"  # the run directory is {output_dir}/{name}
+    seed: int = 0
+
+
+@dataclass
+class FunRLConfig:
+    """The whole configuration of a funrl job."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    rewards: RewardsConfig = field(default_factory=RewardsConfig)

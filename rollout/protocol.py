@@ -1,0 +1,67 @@
+"""The rollout-engine protocol: what the driver asks of any engine (HF on CPU, SGLang).
+
+An engine generates ``n`` samples for each prompt given as *prompt embeddings* (the audio LLM's
+chat-template embeddings with the speech span already spliced in), returns token ids and the
+log-probability of each sampled token, takes new weights from the policy, and can give its device
+memory back between rollouts.
+
+Ordering contract: samples are prompt-major. For prompts ``p0, p1`` and ``n=2`` the batch holds
+``p0s0, p0s1, p1s0, p1s1``; ``prompt_index[i]`` says which prompt row ``i`` came from. This is the
+group layout the GRPO advantage expects.
+
+Log-prob contract: ``logprobs[i][t]`` is log π(token_t | prefix) under the engine's *sampling*
+distribution at ``temperature`` (logits / temperature, before top-p / top-k truncation), the same
+quantity the policy recomputes for the importance ratio. With temperature 0 (greedy) it is the
+log-softmax of the raw logits. The completion includes the stop token when one ended it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol, Sequence, runtime_checkable
+
+import torch
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 1.0  # 0 means greedy
+    top_p: float = 1.0
+    top_k: int = -1  # -1: no top-k truncation
+    max_new_tokens: int = 64
+    stop_token_ids: Sequence[int] = ()
+    seed: int | None = None
+
+
+@dataclass
+class RolloutBatch:
+    token_ids: list[list[int]]  # [B*n] ragged completions, prompt-major
+    logprobs: list[list[float]]  # [B*n] ragged, aligned with token_ids
+    finish_reasons: list[str]  # [B*n] "stop" (a stop token ended it) or "length"
+    prompt_index: list[int]  # [B*n] row -> prompt
+    meta: dict = field(default_factory=dict)  # engine-specific timings / counters
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(len(t) for t in self.token_ids)
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    def generate(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams) -> RolloutBatch:
+        """``prompt_embeds``: one ``[L_i, H]`` tensor per prompt (ragged)."""
+        ...
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load full (LoRA-merged) LLM weights, named as in the HF causal-LM state dict."""
+        ...
+
+    def sleep(self) -> None:
+        """Give device memory back (weights, KV cache) until :meth:`wake`."""
+        ...
+
+    def wake(self) -> None:
+        ...

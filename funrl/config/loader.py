@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -95,6 +96,11 @@ def suggest(key: str, candidates: Iterable[str]) -> str | None:
         if ranked and score(ranked[0]) >= cutoff:
             return ranked[0]
     return None
+
+
+def _dotted(key: str) -> str:
+    """OmegaConf writes list items as ``a[0].b``; funrl writes ``a.0.b`` everywhere."""
+    return re.sub(r"\[(\d+)\]", r".\1", key)
 
 
 def _resolve_path(key: str, cls: type = FunRLConfig) -> Any:
@@ -184,7 +190,7 @@ def _unknown(key: str, where: str) -> str:
 
 
 def _explain(e: OmegaConfBaseException, where_of: Any) -> ConfigError:
-    key = str(getattr(e, "full_key", "") or "")
+    key = _dotted(str(getattr(e, "full_key", "") or ""))
     try:
         expected = _type_name(_resolve_path(key)) if key else "?"
     except KeyError:
@@ -228,7 +234,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FunRL
         except (IndexError, KeyError) as e:
             raise ConfigError(f"{CMDLINE}: cannot set '{key}': {e}") from None
 
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(_dotted(k) for k in OmegaConf.missing_keys(cfg))
     if missing:
         key = missing[0]
         raise ConfigError(

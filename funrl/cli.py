@@ -14,6 +14,7 @@ import sys
 # module path -> registers one top-level subcommand
 SUBCOMMANDS = [
     "funrl.config.cli",
+    "funrl.profiling.cli",
 ]
 
 

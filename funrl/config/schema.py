@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from funrl.profiling.config import ProfileConfig
 from funrl.rewards.config import RewardsConfig
 
 
@@ -26,3 +27,4 @@ class FunRLConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)

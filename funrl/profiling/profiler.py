@@ -1,0 +1,164 @@
+"""The driver's profiler: step wall times, driver spans, spans from actors, device grants.
+
+Everything is buffered in memory and appended to ``{run_dir}/profile/spans.jsonl`` by
+:meth:`Profiler.flush` (automatically at the end of each ``with prof.step(...)``), one JSON object
+per line, so a crashed run keeps every step it finished. Record types::
+
+    {"type": "session", "start": t, "pid": 123}                # each Profiler opening the file
+    {"type": "step", "step": 3, "start": t0, "end": t1}       # step wall time
+    {"type": "span", "name", "worker", "step", "start", "end", "args"}
+    {"type": "grant", "device", "role", "step", "start", "end"}
+
+A resumed run appends a new session to the same file. :func:`load_records` keeps, for each step,
+only the records of the last session that ran it, so steps redone after a resume are not counted
+twice. :meth:`Profiler.close` writes the Chrome trace, ``report.json`` and (optionally) the PNGs,
+and returns the report dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from funrl.profiling.grants import check_grant
+from funrl.profiling.spans import Span, SpanRecorder, check_span
+
+DRIVER = "driver"
+
+
+def profile_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "profile"
+
+
+class Profiler:
+    """Collects one run's timeline in the driver. With ``enabled=False`` every method is a no-op."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.dir = profile_dir(run_dir)
+        self.path = self.dir / "spans.jsonl"
+        self.enabled = enabled
+        self._rec = SpanRecorder(DRIVER, enabled=enabled)
+        self._records: list[dict] = []  # steps, grants, spans from actors; driver spans live in _rec
+        if enabled:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._records.append({"type": "session", "start": time.time(), "pid": os.getpid()})
+
+    @contextmanager
+    def step(self, step: int) -> Iterator[None]:
+        """Mark the wall time of one training step; flushes to disk when the step ends."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            if self.enabled:
+                self._records.append({"type": "step", "step": step, "start": start, "end": time.time()})
+                self.flush()
+
+    def span(self, name: str, step: int | None = None, worker: str = DRIVER, **args: Any) -> Span:
+        """Time a ``with`` block as phase ``name`` (default worker: the driver)."""
+        if worker == DRIVER:
+            return self._rec.span(name, step, **args)
+        return Span(self._records if self.enabled else [], name, worker, step, args)
+
+    def add(self, spans: list[dict]) -> None:
+        """Add spans drained from workers (``SpanRecorder.drain()``), checking each one."""
+        if not self.enabled:
+            return
+        for i, s in enumerate(spans):
+            check_span(s, where=f"Profiler.add item {i}")
+        self._records.extend(spans)
+
+    def grant(self, device: str, role: str, step: int | None, start: float, end: float) -> None:
+        """Log that ``role`` owned ``device`` from ``start`` to ``end`` (``time.time()`` seconds)."""
+        if self.enabled:
+            g = {"device": device, "role": role, "step": step, "start": float(start), "end": float(end)}
+            check_grant(g, where="Profiler.grant")
+            self._records.append({"type": "grant", **g})
+
+    @contextmanager
+    def hold(self, device: str, role: str, step: int | None) -> Iterator[None]:
+        """Grant ``device`` to ``role`` for the ``with`` block."""
+        start = time.time()
+        try:
+            yield
+        finally:
+            self.grant(device, role, step, start, time.time())
+
+    def flush(self) -> None:
+        """Append everything recorded since the last flush to ``spans.jsonl``."""
+        if not self.enabled:
+            return
+        records = self._records
+        self._records = []
+        lines = [json.dumps(r if "type" in r else {"type": "span", **r}) for r in records]
+        lines += [json.dumps({"type": "span", **s}) for s in self._rec.drain()]
+        if lines:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+
+    def close(self, plots: bool = True) -> dict | None:
+        """Flush, then write ``trace.json``, ``report.json`` and the PNGs; return the report."""
+        if not self.enabled:
+            return None
+        self.flush()
+        from funrl.profiling.outputs import write_outputs
+
+        return write_outputs(self.run_dir, plots=plots)
+
+
+def load_records(run_dir: str | Path) -> dict[str, list[dict]]:
+    """Read ``{run_dir}/profile/spans.jsonl`` into ``{"steps", "spans", "grants"}`` lists.
+
+    For each step only the last session that ran it counts (a resumed run redoes steps).
+    """
+    path = profile_dir(run_dir) / "spans.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no profile data at {path}: it is written by `funrl train` when profile.enabled=true "
+            "(the default), or by funrl.profiling.Profiler(run_dir) in your own driver"
+        )
+    sessions: list[list[dict]] = [[]]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if lineno == len(lines):  # a crash mid-write leaves a torn last line
+                warnings.warn(f"{path}:{lineno}: ignoring a torn last line (the run stopped mid-write)")
+                break
+            raise ValueError(f"{path}:{lineno}: not JSON ({e}); the file is damaged") from e
+        if rec.get("type") == "session":
+            sessions.append([])
+        else:
+            sessions[-1].append(rec)
+    return _latest_per_step(sessions, path)
+
+
+def _latest_per_step(sessions: list[list[dict]], path: Path) -> dict[str, list[dict]]:
+    owner: dict[int, int] = {}  # step -> last session index with a step record for it
+    for i, recs in enumerate(sessions):
+        for r in recs:
+            if r.get("type") == "step":
+                owner[r["step"]] = i
+    out: dict[str, list[dict]] = {"steps": [], "spans": [], "grants": []}
+    kinds = {"step": "steps", "span": "spans", "grant": "grants"}
+    for i, recs in enumerate(sessions):
+        for r in recs:
+            kind = kinds.get(r.get("type"))
+            if kind is None:
+                raise ValueError(f"{path}: unknown record type {r.get('type')!r} in {r!r}")
+            step = r.get("step")
+            if step is not None and owner.get(step, i) != i:
+                continue  # superseded by a later session that redid this step
+            rec = {k: v for k, v in r.items() if k != "type"}
+            out[kind].append(rec)
+    out["steps"].sort(key=lambda s: s["step"])
+    return out

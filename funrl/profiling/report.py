@@ -1,0 +1,254 @@
+"""The time breakdown of a run, computed from its spans, steps and grants alone.
+
+Definitions (all seconds of wall-clock time):
+
+- step time: the wall time of ``with prof.step(n)``; only finished steps (with a step record)
+  count. Spans of an unfinished step (a crash) are counted under ``incomplete_spans``.
+- phase total: the sum of the **driver's** spans of that phase over all finished steps. The
+  driver times each phase around the call that does it, so driver spans never double-count work
+  done in parallel by several workers. A phase recorded only by workers (no driver span of that
+  name) is reported per worker, not in the phase table.
+- share: phase total / total step time. per-step mean/p50/p95: over the steps where the phase ran.
+- orchestration overhead = step time − sum of the driver's phase spans in that step (the time the
+  driver spent between phases: scheduling, Ray calls, bookkeeping). If driver spans overlap (phases
+  run concurrently) the sum exceeds their union; ``overlap_s`` says by how much.
+- device idle = step time − time some role held the device (union of its grants in the step).
+- wake/sleep switch costs: the ``wake`` and ``sleep`` spans of each worker.
+- tokens/s of a phase: ``tokens`` in the args of worker spans of that phase (driver spans if no
+  worker span carries them) / the phase's driver time (the worker spans' union if none).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from funrl.profiling.profiler import DRIVER
+from funrl.profiling.spans import PHASES
+
+OVERHEAD = "orchestration"
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method), ``q`` in [0, 100]."""
+    xs = sorted(values)
+    if not xs:
+        return float("nan")
+    pos = (len(xs) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _stats(per_step: list[float]) -> dict:
+    return {
+        "mean": sum(per_step) / len(per_step) if per_step else float("nan"),
+        "p50": percentile(per_step, 50),
+        "p95": percentile(per_step, 95),
+        "steps": len(per_step),
+    }
+
+
+def union_length(intervals: Iterable[tuple[float, float]]) -> float:
+    """Total length covered by possibly overlapping [start, end] intervals."""
+    total, cur_s, cur_e = 0.0, None, None
+    for s, e in sorted(intervals):
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += cur_e - cur_s
+    return total
+
+
+def phase_order(names: Iterable[str]) -> list[str]:
+    """Known phases in pipeline order, then the others alphabetically."""
+    names = set(names)
+    return [p for p in PHASES if p in names] + sorted(names - set(PHASES))
+
+
+def _dur(s: dict) -> float:
+    return s["end"] - s["start"]
+
+
+def build_report(records: dict[str, list[dict]]) -> dict:
+    """The breakdown dict from ``load_records`` output (``{"steps", "spans", "grants"}``)."""
+    steps = {s["step"]: s for s in records["steps"]}
+    spans = [s for s in records["spans"] if s["step"] in steps]
+    step_time = {n: _dur(s) for n, s in steps.items()}
+    total = sum(step_time.values())
+    driver = [s for s in spans if s["worker"] == DRIVER]
+    report = {
+        "steps": len(steps),
+        "step_time": {"total_s": total, **_stats(list(step_time.values()))},
+        "phases": _phases(driver, step_time, total),
+        "per_step": _per_step(driver, step_time),
+        "workers": _workers(spans),
+        "devices": _devices(records["grants"], steps),
+        "switches": _switches(spans),
+        "throughput": _throughput(spans, driver),
+        "incomplete_spans": len(records["spans"]) - len(spans),
+    }
+    return report
+
+
+def _phases(driver: list[dict], step_time: dict[int, float], total: float) -> dict:
+    per: dict[str, dict[int, float]] = {}
+    for s in driver:
+        per.setdefault(s["name"], {}).setdefault(s["step"], 0.0)
+        per[s["name"]][s["step"]] += _dur(s)
+    out = {}
+    for name in phase_order(per):
+        t = sum(per[name].values())
+        out[name] = {"total_s": t, "share": t / total if total else 0.0, **_stats(list(per[name].values()))}
+    over, overlap = [], 0.0
+    for n, wall in step_time.items():
+        mine = [s for s in driver if s["step"] == n]
+        busy = sum(_dur(s) for s in mine)
+        overlap += busy - union_length((s["start"], s["end"]) for s in mine)
+        over.append(wall - busy)
+    t = sum(over)
+    out[OVERHEAD] = {"total_s": t, "share": t / total if total else 0.0, **_stats(over), "overlap_s": overlap}
+    return out
+
+
+def _per_step(driver: list[dict], step_time: dict[int, float]) -> list[dict]:
+    out = []
+    for n in sorted(step_time):
+        phases: dict[str, float] = {}
+        for s in driver:
+            if s["step"] == n:
+                phases[s["name"]] = phases.get(s["name"], 0.0) + _dur(s)
+        phases = {p: phases[p] for p in phase_order(phases)}
+        out.append({"step": n, "wall_s": step_time[n], "phases": phases,
+                    OVERHEAD: step_time[n] - sum(phases.values())})
+    return out
+
+
+def _workers(spans: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for s in spans:
+        w = out.setdefault(s["worker"], {"busy_s": 0.0, "phases": {}})
+        w["phases"][s["name"]] = w["phases"].get(s["name"], 0.0) + _dur(s)
+    for worker, w in out.items():
+        w["busy_s"] = union_length((s["start"], s["end"]) for s in spans if s["worker"] == worker)
+        w["phases"] = {p: w["phases"][p] for p in phase_order(w["phases"])}
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != DRIVER, kv[0])))
+
+
+def _devices(grants: list[dict], steps: dict[int, dict]) -> dict:
+    out: dict[str, dict] = {}
+    for dev in sorted({g["device"] for g in grants}):
+        held, by_role, wall = 0.0, {}, 0.0
+        for n, st in steps.items():
+            wall += _dur(st)
+            clipped = [(max(g["start"], st["start"]), min(g["end"], st["end"]), g["role"])
+                       for g in grants if g["device"] == dev and g["step"] == n]
+            clipped = [(a, b, r) for a, b, r in clipped if b > a]
+            held += union_length((a, b) for a, b, _ in clipped)
+            for a, b, r in clipped:
+                by_role[r] = by_role.get(r, 0.0) + (b - a)
+        out[dev] = {"held_s": held, "idle_s": wall - held, "idle_share": (wall - held) / wall if wall else 0.0,
+                    "by_role": dict(sorted(by_role.items()))}
+    return out
+
+
+def _switches(spans: list[dict]) -> dict:
+    out: dict[str, dict] = {}
+    for s in spans:
+        if s["name"] in ("wake", "sleep"):
+            d = out.setdefault(s["worker"], {}).setdefault(s["name"], {"count": 0, "total_s": 0.0})
+            d["count"] += 1
+            d["total_s"] += _dur(s)
+    for per in out.values():
+        for d in per.values():
+            d["mean_s"] = d["total_s"] / d["count"]
+    return dict(sorted(out.items()))
+
+
+def _throughput(spans: list[dict], driver: list[dict]) -> dict:
+    out = {}
+    for phase in ("rollout", "update"):
+        mine = [s for s in spans if s["name"] == phase and "tokens" in s["args"]]
+        from_workers = [s for s in mine if s["worker"] != DRIVER]
+        counted = from_workers or mine
+        if not counted:
+            continue
+        tokens = sum(int(s["args"]["tokens"]) for s in counted)
+        drv = [s for s in driver if s["name"] == phase]
+        seconds = sum(_dur(s) for s in drv) if drv else union_length((s["start"], s["end"]) for s in counted)
+        out[phase] = {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else float("nan")}
+    return out
+
+
+# ----------------------------------------------------------------------------- rich rendering
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{x:.3f}"  # NaN -> "-"
+
+
+def tables(report: dict) -> list:
+    """The report as rich tables: phases, workers, devices, switches, throughput."""
+    from rich.table import Table
+
+    st = report["step_time"]
+    t = Table(title=f"Time by phase — {report['steps']} steps, {st['total_s']:.2f} s "
+                    f"(step mean {_fmt(st['mean'])} s, p50 {_fmt(st['p50'])}, p95 {_fmt(st['p95'])})")
+    for col in ("phase", "total s", "share", "mean s", "p50 s", "p95 s", "steps"):
+        t.add_column(col, justify="left" if col == "phase" else "right")
+    for name, p in report["phases"].items():
+        label = "orchestration overhead" if name == OVERHEAD else name
+        t.add_row(label, f"{p['total_s']:.3f}", f"{100 * p['share']:.1f}%", _fmt(p["mean"]),
+                  _fmt(p["p50"]), _fmt(p["p95"]), str(p["steps"]), style="bold" if name == OVERHEAD else None)
+    out = [t]
+    if report["workers"]:
+        w = Table(title="Time by worker (s)")
+        w.add_column("worker")
+        w.add_column("busy s", justify="right")
+        w.add_column("phases")
+        for name, d in report["workers"].items():
+            w.add_row(name, f"{d['busy_s']:.3f}", ", ".join(f"{p} {v:.3f}" for p, v in d["phases"].items()))
+        out.append(w)
+    if report["devices"]:
+        d = Table(title="Devices (from the grant log)")
+        for col in ("device", "held s", "idle s", "idle share", "held by role (s)"):
+            d.add_column(col, justify="left" if col in ("device", "held by role (s)") else "right")
+        for name, v in report["devices"].items():
+            d.add_row(name, f"{v['held_s']:.3f}", f"{v['idle_s']:.3f}", f"{100 * v['idle_share']:.1f}%",
+                      ", ".join(f"{r} {s:.3f}" for r, s in v["by_role"].items()))
+        out.append(d)
+    if report["switches"]:
+        s = Table(title="Wake/sleep switch costs")
+        for col in ("worker", "switch", "count", "total s", "mean s"):
+            s.add_column(col, justify="left" if col in ("worker", "switch") else "right")
+        for worker, per in report["switches"].items():
+            for kind, v in per.items():
+                s.add_row(worker, kind, str(v["count"]), f"{v['total_s']:.3f}", f"{v['mean_s']:.4f}")
+        out.append(s)
+    if report["throughput"]:
+        tp = Table(title="Throughput")
+        for col in ("phase", "tokens", "seconds", "tokens/s"):
+            tp.add_column(col, justify="left" if col == "phase" else "right")
+        for name, v in report["throughput"].items():
+            tp.add_row(name, str(v["tokens"]), f"{v['seconds']:.3f}", f"{v['tokens_per_s']:.1f}")
+        out.append(tp)
+    return out
+
+
+def print_report(report: dict, console=None) -> None:
+    """Print the tables (and notes on overlap / unfinished steps) to a rich console."""
+    from rich.console import Console
+
+    console = console or Console()
+    for t in tables(report):
+        console.print(t)
+    overlap = report["phases"][OVERHEAD]["overlap_s"]
+    if overlap > 1e-9:
+        console.print(f"note: driver phase spans overlapped for {overlap:.3f} s (phases ran concurrently); "
+                      "the overhead row is step time minus their sum and may be negative")
+    if report["incomplete_spans"]:
+        console.print(f"note: {report['incomplete_spans']} spans belong to unfinished steps or no step "
+                      "and are left out of the tables")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from funrl.policy.config import AlgorithmConfig
 from funrl.profiling.config import ProfileConfig
 from funrl.rewards.config import RewardsConfig
 
@@ -27,4 +28,5 @@ class FunRLConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)

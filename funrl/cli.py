@@ -15,6 +15,7 @@ import sys
 SUBCOMMANDS = [
     "funrl.config.cli",
     "funrl.profiling.cli",
+    "funrl.rewards.cli",
 ]
 
 

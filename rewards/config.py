@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
@@ -14,12 +14,15 @@ class RewardSpec:
 
     ``name`` is a built-in (``accuracy``, ``keywords``, ``hallucination``, ``language``), a dotted
     path ``pkg.module:fn`` or a file path ``path/to/file.py:fn``. ``kwargs`` go to a class's
-    ``__init__`` or are bound to a function's keyword arguments.
+    ``__init__`` or are bound to a function's keyword arguments. ``label`` names the component in
+    outputs and metrics (default: the built-in name or the plugin's function name); two components
+    with one name are an error. See ``funrl.rewards.protocol`` for the call signature.
     """
 
     name: str = MISSING
     weight: float = 1.0
     kwargs: Dict[str, Any] = field(default_factory=dict)
+    label: Optional[str] = None
 
 
 def _default_components() -> List[RewardSpec]:

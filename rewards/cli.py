@@ -1,0 +1,135 @@
+"""``funrl rewards score``: score hypotheses offline with the configured reward components.
+
+Each line of the input JSONL is one object: ``hypothesis`` plus the manifest fields of its sample
+(``text`` = reference, ``language``, ``keywords``, ``hotwords``, …; see
+:mod:`funrl.rewards.protocol`); an optional ``group_id`` is passed on as ``group_ids``. Each output
+line holds ``id`` (or the input line number), ``hypothesis``, every component by name and ``total``.
+A summary table (per component: weight, applicable count, mean, std, min, max) is printed. Errors
+name the input file and line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+BATCH = 1024
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rewards", help="score hypotheses with the reward components")
+    rsub = p.add_subparsers(dest="rewards_command", metavar="ACTION")
+    rsub.required = True
+    score = rsub.add_parser("score", help="score a JSONL of hypotheses; print a summary table")
+    score.add_argument("--config", help="YAML config (default: the built-in defaults)")
+    score.add_argument("--input", required=True, help="JSONL: one {hypothesis, text, language, keywords, …} per line")
+    score.add_argument("--output", help="JSONL to write per-row components and total")
+    score.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+    score.set_defaults(func=_score)
+
+
+class InputError(ValueError):
+    pass
+
+
+def read_rows(path: Path) -> list[tuple[int, dict]]:
+    """``(line number, row)`` for each non-blank line; raises InputError naming ``file:line``."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(f"{path}: cannot read input ({e.strerror}); check the path") from None
+    rows = []
+    for no, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{no}: invalid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{no}: expected a JSON object, got {type(row).__name__}")
+        for key in ("hypothesis", "text"):
+            if not isinstance(row.get(key), str):
+                what = "missing" if key not in row else f"{type(row[key]).__name__}, not a string"
+                raise InputError(f"{path}:{no}: key '{key}' is {what}; each row needs 'hypothesis' and 'text' strings")
+        if "group_id" in row and (isinstance(row["group_id"], bool) or not isinstance(row["group_id"], int)):
+            raise InputError(f"{path}:{no}: 'group_id' must be an integer, got {row['group_id']!r}")
+        rows.append((no, row))
+    if not rows:
+        raise InputError(f"{path}: no rows; expected one JSON object per line")
+    return rows
+
+
+def _score_rows(combiner: Any, path: Path, rows: list[tuple[int, dict]]) -> tuple[list[float], dict[str, list]]:
+    from funrl.rewards.protocol import RewardError
+
+    total: list[float] = []
+    comps: dict[str, list] = {name: [] for name in combiner.names}
+    for b in range(0, len(rows), BATCH):
+        chunk = rows[b : b + BATCH]
+        samples = [{k: v for k, v in r.items() if k != "hypothesis"} for _, r in chunk]
+        try:
+            res = combiner(
+                [r["hypothesis"] for _, r in chunk],
+                references=[r["text"] for _, r in chunk],
+                samples=samples,
+                group_ids=[int(r.get("group_id", b + i)) for i, (_, r) in enumerate(chunk)],
+                step=0,
+            )
+        except RewardError as e:
+            where = f"{path}:{chunk[e.index][0]}: " if e.index is not None else f"{path}: "
+            raise RewardError(where + str(e), e.component, e.index) from e
+        total += res.total
+        for name, vals in res.components.items():
+            comps[name] += vals
+    return total, comps
+
+
+def _summary(combiner: Any, total: list[float], comps: dict[str, list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from funrl.rewards.combiner import _mean_std
+
+    table = Table(title=f"rewards over {len(total)} rows")
+    for col in ("component", "weight", "applicable", "mean", "std", "min", "max"):
+        table.add_column(col, justify="left" if col == "component" else "right")
+    weights = {c.name: c.weight for c in combiner.components}
+    for name, vals in [*comps.items(), ("total", total)]:
+        app = [v for v in vals if v is not None]
+        w = f"{weights[name]:g}" if name in weights else ""
+        if app:
+            m, s = _mean_std(app)
+            stats = [f"{m:.4f}", f"{s:.4f}", f"{min(app):.4f}", f"{max(app):.4f}"]
+        else:
+            stats = ["-"] * 4
+        table.add_row(name, w, f"{len(app)}/{len(vals)}", *stats)
+    Console(width=100).print(table)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from funrl.config import load_config
+    from funrl.rewards.combiner import RewardCombiner
+    from funrl.rewards.protocol import RewardError
+
+    cfg = load_config(args.config, list(args.overrides))
+    path = Path(args.input)
+    try:
+        combiner = RewardCombiner.from_config(cfg.rewards)
+        rows = read_rows(path)
+        total, comps = _score_rows(combiner, path, rows)
+    except (InputError, RewardError) as e:
+        print(f"funrl: {e}", file=sys.stderr)
+        return 2
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            for k, (no, row) in enumerate(rows):
+                out = {"id": row.get("id", f"line {no}"), "hypothesis": row["hypothesis"]}
+                out.update({name: vals[k] for name, vals in comps.items()})
+                out["total"] = total[k]
+                f.write(json.dumps(out, ensure_ascii=False) + "\n")
+    _summary(combiner, total, comps)
+    return 0

@@ -1,0 +1,169 @@
+"""The weighted sum of reward components: ``total_i = Σ_k w_k · R_k,i`` over applicable components.
+
+Report §4.2.4.3 sums R1..R4 with unit weights (the default config); funrl makes the weights and
+the component list configurable. A component that returns ``None`` for a sample adds nothing to
+that sample's total (a sample with no applicable component totals 0.0) and is left out of the
+component's mean and std. Every component output is checked: a list of one finite real number
+or ``None`` per completion; anything else is a :class:`RewardError` naming the component and,
+where it is one sample's fault, the sample index.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+from funrl.rewards.config import RewardsConfig
+from funrl.rewards.protocol import RewardError
+from funrl.rewards.registry import build
+
+
+@dataclass
+class Component:
+    name: str
+    weight: float
+    fn: Callable
+
+
+@dataclass
+class RewardResult:
+    total: list[float]  # [N] Σ w·R over applicable components
+    components: dict[str, list[Optional[float]]]  # name -> [N], None where not applicable
+    metrics: dict[str, float] = field(default_factory=dict)  # rewards/<name>/{mean,std,applicable}
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    m = math.fsum(values) / len(values)
+    return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / len(values))  # population std
+
+
+def _slice_kwargs(kwargs: dict, i: int, n: int) -> dict:
+    """Per-sample view of the trainer's keywords: aligned lists are cut to item ``i``."""
+    return {k: ([v[i]] if isinstance(v, (list, tuple)) and len(v) == n else v) for k, v in kwargs.items()}
+
+
+class RewardCombiner:
+    """Runs the configured components on a batch and combines them.
+
+    >>> from funrl.rewards.config import RewardsConfig, RewardSpec
+    >>> comb = RewardCombiner.from_config(RewardsConfig(components=[
+    ...     RewardSpec(name="accuracy", weight=1.0), RewardSpec(name="keywords", weight=0.5)]))
+    >>> res = comb(["hello world", "hello"], references=["hello world"] * 2,
+    ...            samples=[{"keywords": ["world"]}, {}])
+    >>> res.total, res.components["keywords"]
+    ([1.5, 0.5], [1.0, None])
+    """
+
+    def __init__(self, components: Sequence[Component]):
+        seen: dict[str, int] = {}
+        for k, c in enumerate(components):
+            if c.name == "total":
+                raise RewardError("a reward component may not be named 'total' (the sum); set another `label`")
+            if c.name in seen:
+                raise RewardError(
+                    f"reward components {seen[c.name]} and {k} are both named '{c.name}'; "
+                    "set `label` on one of them in rewards.components",
+                    component=c.name,
+                )
+            seen[c.name] = k
+        self.components = list(components)
+
+    @classmethod
+    def from_config(cls, config: RewardsConfig) -> "RewardCombiner":
+        comps = []
+        for spec in config.components:
+            name, fn = build(spec.name, dict(spec.kwargs or {}), getattr(spec, "label", None))
+            comps.append(Component(name, float(spec.weight), fn))
+        return cls(comps)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.components]
+
+    def __call__(
+        self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
+    ) -> RewardResult:
+        n = len(completions)
+        if len(references) != n or len(samples) != n:
+            raise RewardError(f"{n} completions but {len(references)} references and {len(samples)} samples")
+        comps = {c.name: self._run(c, completions, references, samples, kwargs) for c in self.components}
+        total = [0.0] * n
+        for c in self.components:
+            for i, v in enumerate(comps[c.name]):
+                if v is not None:
+                    total[i] += c.weight * v
+        return RewardResult(total, comps, self._metrics(comps, total))
+
+    def _run(self, comp: Component, completions, references, samples, kwargs) -> list[Optional[float]]:
+        try:
+            out = comp.fn(completions, references=references, samples=samples, **kwargs)
+        except Exception as e:
+            raise self._locate(comp, completions, references, samples, kwargs, e) from e
+        return self._check(comp.name, out, len(completions))
+
+    def _locate(self, comp, completions, references, samples, kwargs, err: Exception) -> RewardError:
+        """Re-run one sample at a time to name the sample that makes ``comp`` raise."""
+        n = len(completions)
+        for i in range(n):
+            try:
+                comp.fn([completions[i]], references=[references[i]], samples=[samples[i]], **_slice_kwargs(kwargs, i, n))
+            except Exception as e:
+                return RewardError(
+                    f"reward '{comp.name}' raised on sample {i} (id {samples[i].get('id', '?')!r}): "
+                    f"{type(e).__name__}: {e}",
+                    component=comp.name,
+                    index=i,
+                )
+        return RewardError(
+            f"reward '{comp.name}' raised on the batch of {n} (no single sample raises alone): "
+            f"{type(err).__name__}: {err}",
+            component=comp.name,
+        )
+
+    @staticmethod
+    def _check(name: str, out: Any, n: int) -> list[Optional[float]]:
+        try:
+            values = list(out)
+        except TypeError:
+            raise RewardError(
+                f"reward '{name}' returned {type(out).__name__}; expected a list of {n} floats or None",
+                component=name,
+            ) from None
+        if len(values) != n:
+            raise RewardError(
+                f"reward '{name}' returned {len(values)} values for {n} completions; return one per completion",
+                component=name,
+            )
+        clean: list[Optional[float]] = []
+        for i, v in enumerate(values):
+            if v is None:
+                clean.append(None)
+                continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise RewardError(
+                    f"reward '{name}' returned {v!r} ({type(v).__name__}) for sample {i}; expected a float or None",
+                    component=name,
+                    index=i,
+                )
+            if not math.isfinite(v):
+                raise RewardError(
+                    f"reward '{name}' returned {v} for sample {i}; rewards must be finite (None = not applicable)",
+                    component=name,
+                    index=i,
+                )
+            clean.append(float(v))
+        return clean
+
+    @staticmethod
+    def _metrics(comps: dict[str, list[Optional[float]]], total: list[float]) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for name, vals in comps.items():
+            app = [v for v in vals if v is not None]
+            metrics[f"rewards/{name}/applicable"] = len(app) / len(vals) if vals else 0.0
+            if app:
+                metrics[f"rewards/{name}/mean"], metrics[f"rewards/{name}/std"] = _mean_std(app)
+        if total:
+            metrics["rewards/total/mean"], metrics["rewards/total/std"] = _mean_std(total)
+        return metrics

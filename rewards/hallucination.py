@@ -1,0 +1,172 @@
+"""R3, hallucination: a penalty proportional to the length of hallucinated text (report §4.2.4.3).
+
+Hallucinated text is found with regular expressions (the ``regex`` package) over the
+completion's error-rate units (:func:`funrl.rewards.text.units`: CJK characters and words, after
+normalisation), by four rules; each flags units:
+
+- ``noise``: any output on a sample whose reference is empty (pure noise): every unit.
+- ``loop``: an n-gram of 1..``loop_max_n`` units repeated ``loop_min_repeats`` or more times in a
+  row. The first copy is legitimate, and so are as many copies as the reference itself repeats
+  that n-gram in a row ("no no no"); the rest are flagged.
+- ``phrase``: a filler or outro phrase ("thank you for watching", "请订阅", … see
+  :data:`DEFAULT_PHRASES`) beyond the number of times the reference says it.
+- ``length``: the units past ``floor(length_ratio × reference units)``.
+
+The penalty is ``−min(max_penalty, per_unit × flagged units)`` (a unit flagged by two rules
+counts once); 0.0 when nothing is flagged, never ``None``. The report gives no scale; with the
+defaults ten hallucinated words (or characters) cost as much as the language penalty, −1.
+
+For logging, :meth:`Hallucination.spans` returns the matched spans (character offsets into the
+completion, the rule, the text), and each call keeps its batch's spans in ``last_spans``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from typing import Any, NamedTuple, Optional, Sequence
+
+import regex
+
+from funrl.rewards.registry import register
+from funrl.rewards.text import TextNorm
+
+DEFAULT_PHRASES: tuple[str, ...] = (
+    # English outros and caption credits that speech models emit on silence or music
+    "thank you for watching", "thanks for watching", "thank you for listening",
+    "thanks for listening", "please subscribe", "subscribe to my channel", "like and subscribe",
+    "don't forget to subscribe", "see you in the next video", "see you next time",
+    "subtitles by", "captions by", "transcribed by", "translated by", "amara.org",
+    # Mandarin equivalents
+    "谢谢观看", "感谢观看", "谢谢收看", "感谢收看", "谢谢收听", "感谢收听", "请订阅", "订阅我的频道",
+    "点赞订阅", "请不吝点赞", "字幕由", "字幕志愿者", "明镜与点点栏目", "下期再见", "我们下期再见",
+)
+
+
+class Span(NamedTuple):
+    start: int  # character offsets into the completion
+    end: int
+    rule: str  # "noise" | "loop" | "phrase" | "length"
+    text: str
+
+
+@register("hallucination")
+class Hallucination:
+    """``−min(max_penalty, per_unit × hallucinated units)`` per completion.
+
+    >>> h = Hallucination()
+    >>> refs = ["", "hello", "no no no", "the end"]
+    >>> outs = ["Thank you.", "hello hello hello hello", "no no no", "the end thanks for watching"]
+    >>> [round(r, 6) for r in h(outs, references=refs, samples=[{}] * 4)]
+    [-0.2, -0.3, 0.0, -0.3]
+    >>> h.spans(["hello hello hello hello"], ["hello"])[0]
+    [Span(start=6, end=23, rule='loop', text='hello hello hello')]
+    """
+
+    def __init__(
+        self,
+        per_unit: float = 0.1,
+        max_penalty: Optional[float] = 1.0,
+        loop_max_n: int = 8,
+        loop_min_repeats: int = 3,
+        phrases: Optional[Sequence[str]] = None,
+        extra_phrases: Sequence[str] = (),
+        length_ratio: Optional[float] = 1.5,
+        lowercase: bool = True,
+        punctuation: bool = True,
+        width: bool = True,
+    ):
+        if loop_max_n < 1 or loop_min_repeats < 2:
+            raise ValueError("loop_max_n must be >= 1 and loop_min_repeats >= 2")
+        self.per_unit, self.max_penalty, self.length_ratio = per_unit, max_penalty, length_ratio
+        self.norm = TextNorm(lowercase=lowercase, punctuation=punctuation, width=width)
+        # Units are joined as " u1 u2 …": every unit starts with a space, so patterns align on units.
+        self._loop = regex.compile(rf"(?P<g>(?: [^ ]+){{1,{loop_max_n}}}?)(?P=g){{{loop_min_repeats - 1},}}(?= |$)")
+        listed = [*(DEFAULT_PHRASES if phrases is None else phrases), *extra_phrases]
+        keys = sorted({" ".join(self.norm.units(p)) for p in listed} - {""}, key=len, reverse=True)
+        self._phrase = regex.compile(" (?:" + "|".join(regex.escape(k) for k in keys) + ")(?= |$)") if keys else None
+        self.last_spans: list[list[Span]] = []
+
+    # ------------------------------------------------------------------ rules
+
+    def _flag(self, hyp: str, ref_joined: str, n_ref: int, starts: list[int]) -> dict[int, str]:
+        """unit index -> rule of its first flag."""
+        n = len(starts)
+        flagged: dict[int, str] = {}
+        if n_ref == 0:
+            return {i: "noise" for i in range(n)}
+        for m in self._loop.finditer(hyp):
+            gram = m.group("g")
+            legit = max(1, self._max_run(gram, ref_joined))
+            first = bisect.bisect_left(starts, m.start() + legit * len(gram))
+            last = bisect.bisect_left(starts, m.end())
+            for i in range(first, last):
+                flagged.setdefault(i, "loop")
+        if self._phrase is not None:
+            seen: dict[str, int] = {}
+            for m in self._phrase.finditer(hyp):
+                key = m.group()
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > self._count(key, ref_joined):
+                    for i in range(bisect.bisect_left(starts, m.start()), bisect.bisect_left(starts, m.end())):
+                        flagged.setdefault(i, "phrase")
+        if self.length_ratio is not None:
+            for i in range(math.floor(self.length_ratio * n_ref + 1e-9), n):
+                flagged.setdefault(i, "length")
+        return flagged
+
+    @staticmethod
+    def _max_run(gram: str, joined: str) -> int:
+        """Most consecutive copies of ``gram`` in ``joined`` (both space-prefixed)."""
+        best = 0
+        for m in regex.finditer(f"(?:{regex.escape(gram)})+(?= |$)", joined):
+            best = max(best, len(m.group()) // len(gram))
+        return best
+
+    @staticmethod
+    def _count(key: str, joined: str) -> int:
+        return len(regex.findall(f"{regex.escape(key)}(?= |$)", joined))
+
+    def find(self, completion: str, reference: str) -> tuple[int, list[Span]]:
+        """``(hallucinated unit count, spans)`` of one completion."""
+        toks = self.norm.spans(completion)
+        starts, pos = [], 0
+        for u, _, _ in toks:
+            starts.append(pos)
+            pos += len(u) + 1
+        hyp = "".join(" " + u for u, _, _ in toks)
+        ref_units = self.norm.units(reference)
+        flagged = self._flag(hyp, "".join(" " + u for u in ref_units), len(ref_units), starts)
+        return len(flagged), self._spans(completion, toks, flagged)
+
+    @staticmethod
+    def _spans(completion: str, toks: list, flagged: dict[int, str]) -> list[Span]:
+        spans: list[Span] = []
+        run: list[int] = []
+        for i in sorted(flagged):
+            if run and (i != run[-1] + 1 or flagged[i] != flagged[run[0]]):
+                spans.append(Span(toks[run[0]][1], toks[run[-1]][2], flagged[run[0]], ""))
+                run = []
+            run.append(i)
+        if run:
+            spans.append(Span(toks[run[0]][1], toks[run[-1]][2], flagged[run[0]], ""))
+        return [s._replace(text=completion[s.start : s.end]) for s in spans]
+
+    # ------------------------------------------------------------------ API
+
+    def penalty(self, n_units: int) -> float:
+        p = self.per_unit * n_units
+        if self.max_penalty is not None:
+            p = min(self.max_penalty, p)
+        return -p if p else 0.0
+
+    def spans(self, completions: list[str], references: list[str]) -> list[list[Span]]:
+        """The hallucinated spans of each completion, for logging."""
+        return [self.find(c, r)[1] for c, r in zip(completions, references)]
+
+    def __call__(
+        self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
+    ) -> list[Optional[float]]:
+        found = [self.find(c, r) for c, r in zip(completions, references)]
+        self.last_spans = [s for _, s in found]
+        return [self.penalty(n) for n, _ in found]

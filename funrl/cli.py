@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "funrl.config.cli",
     "funrl.profiling.cli",
     "funrl.rewards.cli",
+    "funrl.train.cli",
 ]
 
 

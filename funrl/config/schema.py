@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from funrl.policy.config import AlgorithmConfig
 from funrl.profiling.config import ProfileConfig
 from funrl.rewards.config import RewardsConfig
+from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
 
 
 @dataclass
@@ -30,3 +31,6 @@ class FunRLConfig:
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)

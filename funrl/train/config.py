@@ -1,0 +1,59 @@
+"""Config sections of the GRPO trainer: ``train``, ``cluster`` and ``checkpoint``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20
+    prompts_per_step: int = 8  # B: prompts sampled per step; each gets algorithm.group_size samples
+    log_every: int = 1
+    eval_every: int = 0  # 0: no periodic eval (funrl eval runs afterwards)
+    shuffle: bool = True
+    resume: str = ""  # "" (fresh), "latest", or a checkpoint folder
+
+
+@dataclass
+class RoleResources:
+    """Ray resources of one actor of a role (a placement-group bundle)."""
+
+    num_cpus: float = 0.25
+    num_gpus: float = 0.0
+
+
+def _default_resources() -> Dict[str, RoleResources]:
+    return {
+        "encoder": RoleResources(),
+        "rollout": RoleResources(),
+        "policy": RoleResources(),
+        "reward": RoleResources(),
+    }
+
+
+@dataclass
+class ClusterConfig:
+    """Where the Ray actors run.
+
+    ``address``: "" starts a private local cluster inside the run directory (loopback only, no
+    dashboard, usage stats off); "auto" or "host:port" joins one started with ``ray start``.
+    ``resources``: one bundle per actor of each role (encoder, rollout, policy × world_size,
+    reward × rewards.num_workers), all in one placement group. Colocated GPU roles share devices:
+    give each GPU role a fraction (e.g. 0.3) so they fit on the same GPU, and the driver grants
+    the device to one role at a time.
+    """
+
+    address: str = ""
+    num_cpus: Optional[int] = None  # logical CPUs of a private cluster (default: enough for the bundles)
+    resources: Dict[str, RoleResources] = field(default_factory=_default_resources)
+    torch_threads: int = 1  # intra-op threads per actor (roles take turns, so 1-2 on small CPUs)
+    placement_strategy: str = "PACK"
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 10  # steps; 0 = only at the end
+    keep_last: int = 2
+    save_final: bool = True

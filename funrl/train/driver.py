@@ -1,0 +1,190 @@
+"""The GRPO driver: one step is encode → rollout → reward → advantage → update → weight sync.
+
+:meth:`Trainer.fit` is the data-flow diagram of docs/ARCHITECTURE.md in code; each phase is a
+method below it that calls one role's actors, grants the device to that role for the phase
+(``wake`` before, ``sleep`` after, the grant in the trace), and times it as a named span.
+
+Where funrl departs from the report (§4.2.4): the report's FunRL keeps the audio encoder on the
+GPU between phases; here the encoder role sleeps like the others, so exactly one role holds a
+device at a time and its switch cost is visible in the trace. Old log-probs are recomputed by the
+policy (not taken from the rollout engine) so the importance ratio is exact even when the engine
+runs in bf16; the engine's log-probs are kept as a metric of the mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+from funrl.config import FunRLConfig, to_yaml
+from funrl.policy.advantages import group_advantages
+from funrl.profiling import Profiler
+from funrl.train import checkpoint as ckpt
+from funrl.train.metrics import MetricsLogger
+from funrl.train.roles import Roles
+from funrl.train.sampler import PromptSampler
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(RuntimeError):
+    """The run stopped; the message says which worker and what to do."""
+
+
+class Trainer:
+    def __init__(self, cfg: FunRLConfig):
+        from funrl.data.manifest import load_manifest
+
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run.output_dir) / cfg.run.name
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        self.rows = [u.to_dict() for u in load_manifest(cfg.data.train_manifest)]
+        self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
+        self.G = cfg.algorithm.group_size
+        self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
+        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)
+        self.roles = Roles.start(cfg, self.run_dir)
+        self.device = self.roles.device
+
+    # ------------------------------------------------------------------ the loop (one screen)
+
+    def fit(self) -> Path:
+        start = self.resume()
+        for step in range(start, self.cfg.train.steps):
+            with self.prof.step(step):
+                t0 = time.time()
+                rows = [self.rows[i] for i in self.sampler.next()]  # B manifest rows
+                embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
+                rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
+                rewards = self.reward(step, rows, texts)  # reward pool → components + total
+                adv, adv_metrics = self.advantage(step, rewards)  # driver → Eq. 1
+                upd = self.update(step, embeds, rollout, adv)  # policy role → Eq. 2–3, optimizer step
+                self.weight_sync(step)  # policy → rollout engine
+                self.maybe_checkpoint(step)
+            self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
+        return self.finish()
+
+    # ------------------------------------------------------------------ phases
+
+    def encode(self, step: int, rows: list[dict]) -> ray.ObjectRef:
+        with self.roles.own("encoder", step, self.prof):
+            with self.prof.span("encode", step=step):
+                ref = self.roles.encoder.encode.remote(rows, step)
+                ray.wait([ref], fetch_local=False)  # ready; stays in the object store
+                return ref
+
+    def rollout(self, step: int, embeds: ray.ObjectRef):
+        sampling = self.cfg.rollout.sampling()
+        sampling.seed = (self.cfg.rollout.seed if self.cfg.rollout.seed is not None else self.cfg.run.seed) * 100_003 + step
+        with self.roles.own("rollout", step, self.prof):
+            with self.prof.span("rollout", step=step):
+                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, sampling, step))
+
+    def reward(self, step: int, rows: list[dict], texts: list[str]) -> dict:
+        with self.prof.span("reward", step=step):
+            samples = [rows[i // self.G] for i in range(len(texts))]
+            group_ids = [i // self.G for i in range(len(texts))]
+            return self.roles.score(texts, samples, group_ids, step)
+
+    def advantage(self, step: int, rewards: dict) -> tuple[torch.Tensor, dict]:
+        with self.prof.span("advantage", step=step):
+            a = self.cfg.algorithm
+            total = torch.tensor(rewards["total"], dtype=torch.float32)  # [B*G]
+            groups = torch.arange(len(total)) // self.G  # [B*G]
+            return group_advantages(total, groups, std_mode=a.adv_std, eps=a.adv_eps)
+
+    def update(self, step: int, embeds, rollout, adv: torch.Tensor) -> dict:
+        with self.roles.own("policy", step, self.prof):
+            with self.prof.span("logprob_old", step=step):
+                self.roles.policy_logprobs(step, embeds, rollout, "old")
+            if self.cfg.algorithm.kl_coef > 0:
+                with self.prof.span("logprob_ref", step=step):
+                    self.roles.policy_logprobs(step, embeds, rollout, "ref")
+            with self.prof.span("update", step=step):
+                return self.roles.policy_update(step, embeds, rollout, adv)
+
+    def weight_sync(self, step: int) -> None:
+        with self.roles.own("weight_sync", step, self.prof):
+            with self.prof.span("weight_sync", step=step):
+                self.roles.sync_weights(step)
+
+    def maybe_checkpoint(self, step: int) -> None:
+        every, last = self.cfg.checkpoint.every, step == self.cfg.train.steps - 1
+        if (every and (step + 1) % every == 0) or (last and self.cfg.checkpoint.save_final):
+            with self.prof.span("checkpoint", step=step):
+                self.save(step)
+
+    # ------------------------------------------------------------------ state
+
+    def save(self, step: int) -> Path:
+        state = {
+            "step": step,
+            "sampler": self.sampler.state_dict(),
+            "rng": {"python": random.getstate().__repr__(), "numpy": _np_state(), "torch": torch.get_rng_state().tolist()},
+        }
+        return ckpt.save_checkpoint(
+            self.run_dir, step, state, lambda tmp: self.roles.save_policy(tmp / "policy"), self.cfg.checkpoint.keep_last
+        )
+
+    def resume(self) -> int:
+        path = ckpt.resolve_resume(self.run_dir, self.cfg.train.resume)
+        if path is None:
+            return 0
+        state = ckpt.load_state(path)
+        self.sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
+        self.roles.load_policy(path / "policy")
+        self.weight_sync(state["step"])  # the rollout engine starts from the restored policy
+        log.info("resumed from %s", path)
+        return state["step"] + 1
+
+    def log(self, step: int, wall: float, rollout, rewards: dict, adv_metrics: dict, upd: dict) -> None:
+        lens = [len(t) for t in rollout.token_ids]
+        m = {
+            "reward/total_mean": float(np.mean(rewards["total"])),
+            "reward/total_std": float(np.std(rewards["total"])),
+            **_component_stats(rewards["components"]),
+            **{f"adv/{k}": v for k, v in adv_metrics.items()},
+            **upd,
+            "response_len_mean": float(np.mean(lens)),
+            "response_len_max": int(max(lens)),
+            "rollout/tokens": int(sum(lens)),
+            "time/step": wall,
+        }
+        if "accuracy" in rewards["components"]:
+            vals = [v for v in rewards["components"]["accuracy"] if v is not None]
+            m["wer"] = 1.0 - float(np.mean(vals)) if vals else float("nan")
+        self.metrics.log(step, m)
+        self.prof.add(self.roles.drain_spans())
+        self.prof.flush()
+
+    def finish(self) -> Path:
+        self.metrics.close()
+        report = self.prof.close()
+        self.roles.shutdown()
+        if report is not None:
+            (self.run_dir / "profile" / "summary.json").write_text(json.dumps(report, indent=1, default=str))
+        return self.run_dir
+
+
+def _component_stats(components: dict[str, list]) -> dict[str, float]:
+    out = {}
+    for name, vals in components.items():
+        v = [x for x in vals if x is not None]
+        out[f"reward/{name}_mean"] = float(np.mean(v)) if v else float("nan")
+        out[f"reward/{name}_std"] = float(np.std(v)) if v else float("nan")
+        out[f"reward/{name}_applicable"] = len(v) / max(1, len(vals))
+    return out
+
+
+def _np_state() -> list:
+    s = np.random.get_state()
+    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]

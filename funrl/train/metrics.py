@@ -1,0 +1,61 @@
+"""Step metrics: ``metrics.jsonl`` and TensorBoard in the run directory, a line on the console."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+CONSOLE_KEYS = [
+    ("reward/total_mean", "reward"),
+    ("wer", "wer"),
+    ("kl_ref", "kl"),
+    ("clip_frac", "clip"),
+    ("entropy", "ent"),
+    ("response_len_mean", "len"),
+    ("time/step", "s/step"),
+]
+
+
+class MetricsLogger:
+    def __init__(self, run_dir: Path, total_steps: int, tensorboard: bool = True):
+        self.path = run_dir / "metrics.jsonl"
+        self.console = Console(stderr=True)
+        self.total = total_steps
+        self.tb = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        row = {"step": step, **{k: _plain(v) for k, v in sorted(metrics.items())}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
+                    self.tb.add_scalar(k, v, step)
+            self.tb.flush()
+        parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
+        self.console.print(f"[bold]step {step}/{self.total}[/bold]  " + "  ".join(parts))
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]

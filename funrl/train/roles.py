@@ -1,0 +1,180 @@
+"""The role actors of a run and the driver's calls on them, with device ownership.
+
+``Roles.start`` places every actor in one placement group (bundles from ``cluster.resources``):
+one encoder, one rollout engine, ``policy.world_size`` policy ranks (one torch.distributed
+group: gloo on CPU, NCCL on GPU) and ``rewards.num_workers`` reward actors.
+
+Device ownership: the GPU roles share the devices (colocated). ``own(role)`` wakes the role's
+actors, grants the device to that role for the phase (the grant goes into the trace), and puts
+them to sleep afterwards, so exactly one role holds the device at a time. The weight sync is its
+own holder: the policy (sending) and the rollout engine (receiving) both wake for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any, Iterator
+
+import ray
+import torch
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+
+from funrl.rewards.protocol import RewardError
+from funrl.train.cluster import make_placement, role_resources, start_ray
+
+log = logging.getLogger(__name__)
+
+GPU_ROLES = ("encoder", "rollout", "policy")
+
+
+class WorkerDied(RuntimeError):
+    """A role actor's process died; the message names it and says how to resume."""
+
+
+class Roles:
+    def __init__(self, cfg, run_dir: Path):
+        from funrl.train.workers.encoder import EncoderWorker
+        from funrl.train.workers.policy import PolicyActor
+        from funrl.train.workers.reward import RewardWorker
+        from funrl.train.workers.rollout import RolloutWorker
+
+        self.cfg = cfg
+        self.run_dir = run_dir
+        ws, nrw = cfg.policy.world_size, cfg.rewards.num_workers
+        counts = {"encoder": 1, "rollout": 1, "policy": ws, "reward": nrw}
+        start_ray(cfg.cluster, run_dir, counts)
+        self.placement = make_placement(cfg.cluster, counts)
+        gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
+        self.device = "cuda" if gpu else "cpu"
+        th, prof, model = cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
+        dev = "cuda" if gpu else "cpu"
+
+        def actor(cls, role: str, i: int = 0):
+            opts = {**role_resources(cfg.cluster, role), **self.placement.options(role, i), "max_restarts": 0}
+            return ray.remote(cls).options(**opts)
+
+        self.names: dict[Any, str] = {}
+        self.encoder = actor(EncoderWorker, "encoder").remote("encoder0", model, dev, th, prof)
+        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, model, dev, th, prof)
+        self.rewarders = [actor(RewardWorker, "reward", i).remote(f"reward{i}", cfg.rewards, 1, prof) for i in range(nrw)]
+        self.policy = [
+            actor(PolicyActor, "policy", r).remote(f"policy{r}", cfg, r, ws, dev, th, prof) for r in range(ws)
+        ]
+        for a, n in [(self.encoder, "encoder0"), (self.rollout, "rollout0")]:
+            self.names[a] = n
+        self.names.update({a: f"reward{i}" for i, a in enumerate(self.rewarders)})
+        self.names.update({a: f"policy{r}" for r, a in enumerate(self.policy)})
+        self.wait_all([a.ping.remote() for a in self.names])
+        addr = self.call(self.policy[0].rendezvous.remote())
+        self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
+        self.asleep_all()
+
+    @classmethod
+    def start(cls, cfg, run_dir: Path) -> "Roles":
+        return cls(cfg, run_dir)
+
+    # ------------------------------------------------------------------ calls and failures
+
+    def call(self, ref):
+        return self.wait_all([ref])[0]
+
+    def wait_all(self, refs: list) -> list:
+        """ray.get that fails on the first error instead of waiting for the rest."""
+        pending, done = list(refs), {}
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            done[ready[0]] = self._get(ready[0])
+        return [done[r] for r in refs]
+
+    def _get(self, ref):
+        try:
+            return ray.get(ref)
+        except RayTaskError as e:
+            cause = getattr(e, "cause", None)
+            if isinstance(cause, RewardError):
+                raise RewardError(str(cause), cause.component, cause.index) from None
+            if isinstance(cause, RayActorError):
+                raise self._died(cause) from None
+            raise
+        except RayActorError as e:
+            raise self._died(e) from None
+        except GetTimeoutError:
+            raise
+
+    def _died(self, e: RayActorError) -> WorkerDied:
+        return WorkerDied(
+            f"a worker process died ({type(e).__name__}: {str(e).splitlines()[0][:300]}). "
+            f"The run stopped; checkpoints in {self.run_dir / 'checkpoints'} are intact: "
+            "rerun the same command with train.resume=latest to continue."
+        )
+
+    # ------------------------------------------------------------------ device ownership
+
+    def _actors(self, role: str) -> list:
+        return {"encoder": [self.encoder], "rollout": [self.rollout], "policy": self.policy,
+                "weight_sync": [*self.policy, self.rollout]}[role]
+
+    @contextlib.contextmanager
+    def own(self, role: str, step: int, prof) -> Iterator[None]:
+        actors = self._actors(role)
+        with prof.span("wake", step=step, role=role):
+            self.wait_all([a.wake.remote(step) for a in actors])
+        with prof.hold(self.device, role, step):
+            yield
+        with prof.span("sleep", step=step, role=role):
+            self.wait_all([a.sleep.remote(step) for a in actors])
+
+    def asleep_all(self) -> None:
+        self.wait_all([a.sleep.remote(None) for a in [self.encoder, self.rollout, *self.policy]])
+
+    def drain_spans(self) -> list[dict]:
+        return [s for spans in self.wait_all([a.drain_spans.remote() for a in self.names]) for s in spans]
+
+    # ------------------------------------------------------------------ phases
+
+    def score(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int) -> dict:
+        n, k = len(texts), len(self.rewarders)
+        bounds = [(i * n // k, (i + 1) * n // k) for i in range(k)]
+        parts = self.wait_all([
+            w.score.remote(texts[a:b], samples[a:b], group_ids[a:b], step, a)
+            for w, (a, b) in zip(self.rewarders, bounds)
+        ])
+        total = [x for p in parts for x in p["total"]]
+        names = parts[0]["components"].keys()
+        comps = {c: [x for p in parts for x in p["components"][c]] for c in names}
+        return {"total": total, "components": comps}
+
+    def shard(self, n_rows: int) -> list[tuple[int, int]]:
+        ws = len(self.policy)
+        return [(r * n_rows // ws, (r + 1) * n_rows // ws) for r in range(ws)]
+
+    def policy_logprobs(self, step: int, embeds, rollout, which: str) -> None:
+        """Old or reference log-probs, kept on the policy ranks for the update."""
+        self.wait_all([p.compute_logprobs.remote(step, embeds, rollout, a, b, which)
+                       for p, (a, b) in zip(self.policy, self.shard(len(rollout)))])
+
+    def policy_update(self, step: int, embeds, rollout, adv: torch.Tensor) -> dict:
+        metrics = self.wait_all([p.update.remote(step, embeds, rollout, adv, a, b)
+                                 for p, (a, b) in zip(self.policy, self.shard(len(rollout)))])
+        return metrics[0]  # reduced across ranks inside the update
+
+    def sync_weights(self, step: int) -> None:
+        bucket = self.cfg.rollout.sglang.bucket_mb << 20
+        self.wait_all([p.push_weights.remote(self.rollout, bucket, step) for p in self.policy])
+
+    def save_policy(self, folder: Path) -> None:
+        self.wait_all([p.save.remote(str(folder)) for p in self.policy])
+
+    def load_policy(self, folder: Path) -> None:
+        self.wait_all([p.load.remote(str(folder)) for p in self.policy])
+
+    def shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            ray.get(self.rollout.shutdown.remote(), timeout=30)
+        for a in self.names:
+            with contextlib.suppress(Exception):
+                ray.kill(a)
+        with contextlib.suppress(Exception):
+            self.placement.remove()

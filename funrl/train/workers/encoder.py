@@ -1,0 +1,48 @@
+"""Encoder role: audio → fbank → encoder → adaptor → Fun-ASR prompt embeddings.
+
+Encoder and adaptor are frozen during GRPO (the report's RL stage trains the LLM), so the prompt
+embeddings computed here are the ones the policy trains on: they travel to the rollout and policy
+actors by reference through the Ray object store and are never recomputed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from funrl.train.workers.base import Worker
+
+
+class EncoderWorker(Worker):
+    def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True):
+        super().__init__(name, torch_threads, profile)
+        from funrl.data.audio import load_audio
+        from funrl.data.features import FbankExtractor
+        from funrl.models.io import load_model
+
+        self.model, self.tokenizer = load_model(model_path)
+        self.model.eval().requires_grad_(False)
+        self.home = torch.device(device)
+        self.fbank = FbankExtractor(num_mel_bins=self.model.cfg.encoder.num_mel_bins)
+        self._load_audio = load_audio
+
+    @torch.inference_mode()
+    def encode(self, samples: list[dict], step: int) -> list[torch.Tensor]:
+        """One ``[L_i, H]`` prompt embedding per sample (CPU tensors, ready to ship)."""
+        from funrl.data.features import collate
+        from funrl.models.prompt import build_prompt_embeds
+
+        with self.rec.span("encode", step=step, prompts=len(samples)):
+            feats = [self.fbank(self._load_audio(s["audio"])) for s in samples]
+            x, lens = collate(feats)
+            speech = self.model.encode_audio(x.to(self.home), lens.to(self.home))
+            prompts = build_prompt_embeds(self.model, self.tokenizer, speech, samples)
+            return [e.float().cpu() for e in prompts.embeds]
+
+    def sleep(self) -> None:
+        if self.home.type == "cuda":
+            self.model.encoder.to("cpu"), self.model.adaptor.to("cpu"), self.model.llm.to("cpu")
+            torch.cuda.empty_cache()
+
+    def wake(self) -> None:
+        if self.home.type == "cuda":
+            self.model.to(self.home)

@@ -1,0 +1,68 @@
+"""Rollout role: G samples per prompt from prompt embeddings, through a rollout engine.
+
+The engine is :class:`funrl.rollout.hf_engine.HFEngine` or
+:class:`funrl.rollout.sglang_engine.SGLangEngine` (``rollout.engine``); both hold only the LLM
+part of the model folder (``{model}/llm``). Completions are decoded here, next to the tokenizer,
+so the reward pool receives text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from funrl.rollout.config import RolloutConfig
+from funrl.rollout.protocol import RolloutBatch, SamplingParams
+from funrl.train.workers.base import Worker
+
+
+def make_engine(cfg: RolloutConfig, llm_path: Path, device: str):
+    if cfg.engine == "hf":
+        from funrl.rollout.hf_engine import HFEngine
+
+        return HFEngine(llm_path, device=device)
+    if cfg.engine == "sglang":
+        from funrl.rollout.sglang_engine import SGLangEngine
+
+        return SGLangEngine.from_config(llm_path, cfg.sglang)
+    raise ValueError(f"rollout.engine={cfg.engine!r}: expected 'hf' or 'sglang'")
+
+
+class RolloutWorker(Worker):
+    def __init__(self, name: str, cfg: RolloutConfig, model_path: str, device: str = "cpu",
+                 torch_threads: int = 1, profile: bool = True):
+        super().__init__(name, torch_threads, profile)
+        from transformers import AutoTokenizer
+
+        llm_path = Path(model_path) / "llm"
+        self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
+        self.engine = make_engine(cfg, llm_path, device)
+        self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+
+    def generate(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams, step: int):
+        from funrl.models.generation import decode
+
+        if not sampling.stop_token_ids:
+            sampling.stop_token_ids = tuple(self.stop_ids)
+        with self.rec.span("rollout", step=step, prompts=len(prompt_embeds)) as s:
+            batch: RolloutBatch = self.engine.generate(prompt_embeds, n, sampling)
+            s.args["tokens"] = batch.num_tokens
+        return batch, decode(self.tokenizer, batch.token_ids)
+
+    def update_weights(self, bucket: list[tuple[str, torch.Tensor]], step: int | None = None) -> int:
+        with self.rec.span("weight_sync", step=step, tensors=len(bucket)):
+            self.engine.update_weights(bucket)
+        return len(bucket)
+
+    def sleep(self, step: int | None = None) -> None:
+        with self.rec.span("sleep", step=step):
+            self.engine.sleep()
+
+    def wake(self, step: int | None = None) -> None:
+        with self.rec.span("wake", step=step):
+            self.engine.wake()
+
+    def shutdown(self) -> None:
+        if hasattr(self.engine, "shutdown"):
+            self.engine.shutdown()

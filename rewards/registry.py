@@ -144,7 +144,7 @@ def build(name: str, kwargs: dict | None = None, label: str | None = None) -> tu
         default_label = name
     label = label or default_label
     if inspect.isclass(obj):
-        _check_kwargs(obj.__init__, kwargs, label)
+        _check_kwargs(obj, kwargs, label)
         try:
             fn = obj(**kwargs)
         except Exception as e:

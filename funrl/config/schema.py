@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from funrl.policy.config import AlgorithmConfig
 from funrl.profiling.config import ProfileConfig
 from funrl.rewards.config import RewardsConfig
+from funrl.rollout.config import RolloutConfig
 from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
 
 
@@ -29,6 +30,7 @@ class FunRLConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

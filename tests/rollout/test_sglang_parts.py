@@ -1,0 +1,62 @@
+"""Parts of the SGLang engine that need no SGLang: weight buckets, Engine kwargs, the config."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from funrl.rollout.config import RolloutConfig, SGLangConfig
+from funrl.rollout.protocol import SamplingParams
+from funrl.rollout.sglang_engine import engine_kwargs, iter_buckets
+
+
+def test_buckets_split_by_bytes_after_the_cast():
+    # float32 tensors of 100, 200, 300, 1000 elements, cast to bf16: 200, 400, 600, 2000 bytes.
+    named = [(f"w{i}", torch.ones(n)) for i, n in enumerate([100, 200, 300, 1000])]
+    buckets = list(iter_buckets(named, bucket_bytes=1000, dtype=torch.bfloat16))
+    # 200+400=600 fits, +600 would be 1200 > 1000: cut; 600 alone; 2000 exceeds the cap: alone.
+    assert [[n for n, _ in b] for b in buckets] == [["w0", "w1"], ["w2"], ["w3"]]
+    assert all(t.dtype == torch.bfloat16 and t.is_contiguous() for b in buckets for _, t in b)
+
+
+def test_buckets_keep_integer_tensors_and_every_name_once():
+    named = [("a", torch.arange(10)), ("b", torch.zeros(4, 4).t()), ("c", torch.ones(3))]
+    buckets = list(iter_buckets(iter(named), bucket_bytes=1 << 20, dtype=torch.bfloat16))
+    assert len(buckets) == 1
+    got = dict(buckets[0])
+    assert got["a"].dtype == torch.int64 and torch.equal(got["a"], torch.arange(10))
+    assert got["b"].is_contiguous() and got["b"].dtype == torch.bfloat16
+
+
+def test_cpu_engine_kwargs_carry_the_settings_sglang_needs_there():
+    kw = engine_kwargs("/m", SGLangConfig(device="cpu", context_length=256, engine_kwargs={"tp_size": 1}), seed=3)
+    assert kw == dict(model_path="/m", device="cpu", dtype="bfloat16", disable_radix_cache=True,
+                      skip_server_warmup=True, random_seed=3, log_level="error", context_length=256,
+                      attention_backend="torch_native", disable_cuda_graph=True, max_total_tokens=8192,
+                      tp_size=1)
+
+
+def test_gpu_engine_kwargs_use_mem_fraction_and_memory_saver():
+    kw = engine_kwargs("/m", SGLangConfig(device="cuda", mem_fraction=0.3, max_total_tokens=4096))
+    assert kw["mem_fraction_static"] == 0.3 and kw["enable_memory_saver"] is True
+    assert kw["max_total_tokens"] == 4096 and "attention_backend" not in kw and "disable_cuda_graph" not in kw
+
+
+def test_rollout_config_gives_the_protocol_sampling_params():
+    cfg = RolloutConfig(temperature=0.7, top_k=20, stop_token_ids=[5, 6], seed=1)
+    assert cfg.sampling() == SamplingParams(temperature=0.7, top_p=1.0, top_k=20, max_new_tokens=64,
+                                            stop_token_ids=(5, 6), seed=1)
+    # Same names and defaults as the protocol's dataclass.
+    assert RolloutConfig().sampling() == SamplingParams()
+
+
+@pytest.mark.parametrize("change, key", [
+    (dict(engine="vllm"), "rollout.engine"),
+    (dict(sglang=SGLangConfig(weight_sync="nccl")), "rollout.sglang.weight_sync"),
+    (dict(sglang=SGLangConfig(bucket_mb=0)), "rollout.sglang.bucket_mb"),
+    (dict(sglang=SGLangConfig(mem_fraction=1.5)), "rollout.sglang.mem_fraction"),
+    (dict(top_p=0.0), "top_p"),
+])
+def test_rollout_config_check_names_the_key(change, key):
+    with pytest.raises(ValueError, match=key):
+        RolloutConfig(**change).check()

@@ -14,6 +14,7 @@ import sys
 # module path -> registers one top-level subcommand
 SUBCOMMANDS = [
     "funrl.config.cli",
+    "funrl.data.cli",
     "funrl.profiling.cli",
     "funrl.rewards.cli",
     "funrl.train.cli",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from funrl.policy.config import AlgorithmConfig
 from funrl.profiling.config import ProfileConfig
+from funrl.data.config import DataConfig
 from funrl.rewards.config import RewardsConfig
 from funrl.rollout.config import RolloutConfig
 from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
@@ -29,6 +30,7 @@ class FunRLConfig:
     """The whole configuration of a funrl job."""
 
     run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)

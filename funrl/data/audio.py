@@ -1,0 +1,49 @@
+"""Read audio as 16 kHz mono float32: soundfile to read, channel mean to downmix, soxr to resample.
+
+Any format libsndfile reads (WAV, FLAC, OGG, MP3 with libsndfile >= 1.1) at any sample rate and
+channel count. Errors are :class:`AudioError` and name the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """An audio file is missing, unreadable or empty; the message names the file."""
+
+
+def audio_info(path: str | Path) -> sf._SoundFileInfo:
+    """soundfile's header info (sample rate, channels, frames), or :class:`AudioError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found; fix the path (relative paths are "
+                         "resolved against the manifest's folder)")
+    try:
+        return sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: not a readable audio file ({e}); re-export it as WAV or "
+                         "FLAC") from e
+
+
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Samples in [-1, 1] as float32 ``[n]``, mono (channel mean) at ``sample_rate`` Hz."""
+    path = Path(path)
+    audio_info(path)  # the clear not-found / not-audio errors
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [n, channels]
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: cannot decode audio ({e}); the file may be truncated or "
+                         "corrupt: re-export it") from e
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: the audio file has no samples")
+    mono = data.mean(axis=1, dtype=np.float32)  # [n]
+    if sr != sample_rate:
+        mono = soxr.resample(mono, sr, sample_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)

@@ -1,0 +1,45 @@
+"""Config section ``data``: which manifests to train and evaluate on, and the feature front end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass
+class DataConfig:
+    """Manifests are JSONL (see ``funrl.data.manifest``); relative paths resolve against the
+    working directory. They default to unset because no path is right for every run: a command
+    that needs one says so (``data.train_manifest is not set: ...``), and ``funrl config
+    validate`` accepts configs that only score or profile."""
+
+    train_manifest: Optional[str] = None
+    eval_manifest: Optional[str] = None
+    sample_rate: int = 16000
+    num_mel_bins: int = 80
+    # utterances longer than this (seconds) are left out of training with a counted report
+    # (funrl.data.config.filter_by_duration); None keeps everything
+    max_duration: Optional[float] = None
+    cmvn_file: Optional[str] = None  # JSON from funrl.data.features.Cmvn.save; None: no CMVN
+
+    def require(self, key: str) -> str:
+        """The path at ``key`` (``train_manifest`` / ``eval_manifest``), or an actionable error."""
+        from funrl.config import ConfigError
+
+        value = getattr(self, key)
+        if not value:
+            raise ConfigError(f"data.{key} is not set: pass data.{key}=PATH/train.jsonl (make one "
+                              "with `funrl data synth --out DIR --n 1000 --seed 0`)")
+        return value
+
+
+def filter_by_duration(utterances: list, max_duration: Optional[float]) -> tuple[list, list]:
+    """``(kept, dropped)`` by ``max_duration``; callers log ``len(dropped)`` (never drop silently).
+
+    Utterances without a ``duration`` are kept (their length is unknown until loaded).
+    """
+    if max_duration is None:
+        return list(utterances), []
+    kept = [u for u in utterances if u.duration is None or u.duration <= max_duration]
+    dropped = [u for u in utterances if u.duration is not None and u.duration > max_duration]
+    return kept, dropped

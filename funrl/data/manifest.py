@@ -1,0 +1,228 @@
+"""JSONL speech manifests in the FunASR style: one utterance per line.
+
+Fields of a line (a JSON object):
+
+=========== ========== =====================================================================
+``audio``   required   path to the audio file, relative to the manifest's folder or absolute
+``text``    required   the transcript; empty only on a noise line
+``id``      optional   unique string (default ``<manifest stem>-<line number>``)
+``language`` optional  ``en``, ``zh`` or ``mixed`` (code-switched), or null
+``keywords`` optional  list of the rare terms actually spoken (each must occur in ``text``)
+``hotwords`` optional  list of context terms for the prompt (may include distractors)
+``duration`` optional  seconds (checked against the file when audio is checked)
+``noise``    optional  true for a clip without speech, whose ``text`` must be empty
+=========== ========== =====================================================================
+
+FunASR's own names are accepted as aliases: ``key`` for ``id``, ``source`` for ``audio``,
+``target`` for ``text``. Other fields are kept (``Utterance.extra``) and written back unchanged.
+
+Loading collects every problem in the file before raising one :class:`ManifestError` that lists
+them (file:line, field, what was expected, what to do), so a bad manifest is fixed in one pass.
+Nothing is skipped silently: blank lines are the only lines without an utterance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+LANGUAGES = ("en", "zh", "mixed")
+ALIASES = {"key": "id", "source": "audio", "target": "text"}
+KNOWN = ("id", "audio", "text", "language", "keywords", "hotwords", "duration", "noise")
+DURATION_TOLERANCE_S = 0.05  # declared vs. measured duration
+MAX_LISTED = 30  # problems spelled out in an exception message
+
+
+class ManifestError(ValueError):
+    """One or more problems in a manifest; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        shown = self.problems[:MAX_LISTED]
+        more = len(self.problems) - len(shown)
+        tail = f"\n  … and {more} more (run `funrl data check` for all)" if more > 0 else ""
+        super().__init__(f"{len(self.problems)} manifest problem(s):\n  " + "\n  ".join(shown) + tail)
+
+
+@dataclass
+class Utterance:
+    """One manifest row; ``audio`` is an absolute path."""
+
+    id: str
+    audio: str
+    text: str
+    language: str | None = None
+    keywords: list[str] = field(default_factory=list)
+    hotwords: list[str] = field(default_factory=list)
+    duration: float | None = None
+    noise: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, relative_to: str | Path | None = None) -> dict[str, Any]:
+        """The manifest row (what reward modules receive as ``samples``); with ``relative_to``,
+        ``audio`` is written relative to that folder when it lies below it."""
+        audio = self.audio
+        if relative_to is not None:
+            try:
+                audio = Path(self.audio).relative_to(Path(relative_to).resolve()).as_posix()
+            except ValueError:
+                pass
+        row = {"id": self.id, "audio": audio, "text": self.text, "language": self.language,
+               "keywords": list(self.keywords), "hotwords": list(self.hotwords),
+               "duration": self.duration, "noise": self.noise}
+        row.update(self.extra)
+        return row
+
+
+def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
+    """Write JSONL (UTF-8, one row per line, audio paths relative to the file's folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = path.parent.resolve()
+    with open(path, "w", encoding="utf-8") as f:
+        for u in utterances:
+            f.write(json.dumps(u.to_dict(relative_to=folder), ensure_ascii=False) + "\n")
+
+
+def load_manifest(path: str | Path, check_audio: bool = False) -> list[Utterance]:
+    """Parse and validate a manifest; with ``check_audio`` also open every audio file.
+
+    Raises :class:`ManifestError` listing every problem, or ``FileNotFoundError``-like
+    :class:`ManifestError` when the manifest itself is missing.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError([f"{path}: manifest not found; pass the path of a JSONL file"])
+    problems: list[str] = []
+    utts: list[Utterance] = []
+    first_line: dict[str, int] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            utt = _parse_line(line, where, path, lineno, problems)
+            if utt is None:
+                continue
+            if utt.id in first_line:
+                problems.append(f"{where}: field 'id': duplicate id {utt.id!r} (first on line "
+                                f"{first_line[utt.id]}); make ids unique")
+                continue
+            first_line[utt.id] = lineno
+            if check_audio:
+                problems.extend(check_audio_file(utt, where))
+            utts.append(utt)
+    if problems:
+        raise ManifestError(problems)
+    return utts
+
+
+def _parse_line(line: str, where: str, path: Path, lineno: int,
+                problems: list[str]) -> Utterance | None:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        problems.append(f"{where}: malformed JSON ({e.msg} at column {e.colno}); each line must "
+                        "be one JSON object")
+        return None
+    if not isinstance(row, dict):
+        problems.append(f"{where}: expected a JSON object, got {type(row).__name__}")
+        return None
+    start = len(problems)
+    row = _apply_aliases(row, where, problems)
+    fields = {k: _check_field(k, row.get(k), where, problems) for k in KNOWN}
+    if len(problems) > start:
+        return None
+    text, noise = fields["text"], bool(fields["noise"])
+    if not noise and not text.strip():
+        problems.append(f"{where}: field 'text': empty transcript on a speech line; write the "
+                        "transcript, or set \"noise\": true for a clip without speech")
+    if noise and text.strip():
+        problems.append(f"{where}: field 'text': a noise line (\"noise\": true) must have empty "
+                        f"text, got {text!r}; clear it or set \"noise\": false")
+    for kw in fields["keywords"] or []:
+        if kw.casefold() not in text.casefold():
+            problems.append(f"{where}: field 'keywords': {kw!r} does not occur in the text; "
+                            "keywords are the terms actually spoken: fix the keyword or the text")
+    if len(problems) > start:
+        return None
+    audio = Path(fields["audio"])
+    if not audio.is_absolute():
+        audio = path.parent / audio
+    return Utterance(
+        id=fields["id"] if fields["id"] is not None else f"{path.stem}-{lineno}",
+        audio=str(audio.resolve()), text=text, language=fields["language"],
+        keywords=list(fields["keywords"] or []), hotwords=list(fields["hotwords"] or []),
+        duration=None if fields["duration"] is None else float(fields["duration"]), noise=noise,
+        extra={k: v for k, v in row.items() if k not in KNOWN},
+    )
+
+
+def _apply_aliases(row: dict, where: str, problems: list[str]) -> dict:
+    row = dict(row)
+    for alias, name in ALIASES.items():
+        if alias in row:
+            if name in row:
+                problems.append(f"{where}: both '{name}' and its FunASR alias '{alias}' are set; "
+                                "keep one")
+            else:
+                row[name] = row.pop(alias)
+    return row
+
+
+def _check_field(name: str, value: Any, where: str, problems: list[str]) -> Any:
+    """The field's value if it has the right type, else None (and a problem)."""
+    def bad(expected: str, fix: str) -> None:
+        got = "missing" if value is None else f"got {json.dumps(value, ensure_ascii=False)}"
+        problems.append(f"{where}: field '{name}': expected {expected}, {got}; {fix}")
+
+    if name in ("audio", "text"):
+        if not isinstance(value, str) or (name == "audio" and not value):
+            bad("a string" if name == "text" else "a non-empty path string",
+                f"every line needs '{name}'")
+            return None
+    elif name == "id":
+        if value is not None and not (isinstance(value, str) and value):
+            bad("a non-empty string", "write the id as a JSON string")
+            return None
+    elif name == "language":
+        if value is not None and value not in LANGUAGES:
+            bad(f"one of {', '.join(LANGUAGES)} or null", "use 'mixed' for code-switched speech")
+            return None
+    elif name in ("keywords", "hotwords"):
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(v, str) and v for v in value)):
+            bad("a list of non-empty strings", "write e.g. [\"PyTorch\", \"张伟\"]")
+            return None
+    elif name == "duration":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value < 0):
+            bad("a number of seconds >= 0 or null", "fix it or drop the field")
+            return None
+    elif name == "noise":
+        if value is not None and not isinstance(value, bool):
+            bad("true or false", "write a JSON boolean")
+            return None
+        return bool(value)
+    return value
+
+
+def check_audio_file(utt: Utterance, where: str) -> list[str]:
+    """Problems with ``utt``'s audio: missing, unreadable, empty, or a wrong declared duration."""
+    from funrl.data.audio import AudioError, audio_info
+
+    try:
+        info = audio_info(utt.audio)
+    except AudioError as e:
+        return [f"{where}: field 'audio': {e}"]
+    if info.frames == 0:
+        return [f"{where}: field 'audio': {utt.audio} has no samples; remove the line or "
+                "replace the file"]
+    actual = info.frames / info.samplerate
+    if utt.duration is not None and abs(utt.duration - actual) > DURATION_TOLERANCE_S:
+        return [f"{where}: field 'duration': says {utt.duration:.3f} s but {utt.audio} lasts "
+                f"{actual:.3f} s; fix or drop 'duration'"]
+    return []

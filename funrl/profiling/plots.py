@@ -18,11 +18,11 @@ from funrl.profiling.report import OVERHEAD, phase_order
 _COLOURS = {
     "encode": "#4e79a7", "rollout": "#f28e2b", "reward": "#59a14f", "advantage": "#b07aa1",
     "logprob_old": "#76b7b2", "logprob_ref": "#9c755f", "update": "#e15759", "weight_sync": "#edc948",
-    "checkpoint": "#ff9da7", "wake": "#86bcb6", "sleep": "#d4a6c8", "idle": "#d7d7d7",
-    OVERHEAD: "#7f7f7f",
+    "checkpoint": "#ff9da7", "wake": "#2f4b7c", "sleep": "#a0cbe8", "idle": "#d7d7d7",
+    OVERHEAD: "#595959",
 }
 _EXTRA = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22"]
-SMALL = 0.02  # slices below this share get no label on the pie
+SMALL = 0.04  # slices below this share are named in the legend only, so labels never collide
 
 
 def colour(name: str) -> str:
@@ -39,26 +39,36 @@ def _plt():
 
 
 def plot_pie(report: dict, path: str | Path) -> Path:
-    """Pie of total time by phase (+ overhead) over all steps; returns the PNG path."""
+    """Donut of total time by phase (+ overhead) over all steps, total in the middle; returns the PNG path."""
     plt = _plt()
     items = [(n, p["total_s"]) for n, p in report["phases"].items() if p["total_s"] > 0]
     total = sum(v for _, v in items)
     labels = ["orchestration overhead" if n == OVERHEAD else n for n, _ in items]
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
-    wedges, _ = ax.pie(
+    fig, ax = plt.subplots(figsize=(9, 5.2), dpi=120)
+    wedges, texts = ax.pie(
         [v for _, v in items], colors=[colour(n) for n, _ in items], startangle=90, counterclock=False,
-        wedgeprops={"linewidth": 1, "edgecolor": "white"},
+        wedgeprops={"width": 0.42, "linewidth": 1, "edgecolor": "white"}, radius=1.0,
         labels=[f"{lab}\n{100 * v / total:.1f}%" if v / total >= SMALL else "" for lab, (_, v) in zip(labels, items)],
-        labeldistance=1.12, textprops={"fontsize": 9},
+        labeldistance=1.13, textprops={"fontsize": 9},
     )
-    ax.legend(wedges, [f"{lab}: {v:.2f} s ({100 * v / total:.1f}%)" for lab, (_, v) in zip(labels, items)],
-              loc="center left", bbox_to_anchor=(1.08, 0.5), fontsize=9, frameon=False)
     st = report["step_time"]
-    ax.set_title(f"RL time by phase: {st['total_s']:.1f} s over {report['steps']} steps "
-                 f"({st['mean']:.2f} s/step)", fontsize=11)
+    ax.text(0, 0.08, _seconds(st["total_s"]), ha="center", va="center", fontsize=15, weight="bold")
+    ax.text(0, -0.14, f"{report['steps']} steps, {_seconds(st['mean'])}/step", ha="center", va="center", fontsize=9)
+    ax.legend(wedges, [f"{lab}  {_seconds(v)}  ({100 * v / total:.1f}%)" for lab, (_, v) in zip(labels, items)],
+              loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=9, frameon=False)
+    ax.set_title("RL time by phase", fontsize=12, weight="bold")
     ax.axis("equal")
     fig.tight_layout()
     return _save(fig, plt, path)
+
+
+def _seconds(x: float) -> str:
+    """3 significant figures, switching to minutes/hours for long runs."""
+    if x >= 7200:
+        return f"{x / 3600:.3g} h"
+    if x >= 600:
+        return f"{x / 60:.3g} min"
+    return f"{x:.3g} s"
 
 
 def plot_per_step(report: dict, path: str | Path) -> Path:

@@ -80,50 +80,50 @@ def build_report(records: dict[str, list[dict]]) -> dict:
     step_time = {n: _dur(s) for n, s in steps.items()}
     total = sum(step_time.values())
     driver = [s for s in spans if s["worker"] == DRIVER]
-    report = {
+    per_step = _per_step(driver, step_time)
+    return {
         "steps": len(steps),
         "step_time": {"total_s": total, **_stats(list(step_time.values()))},
-        "phases": _phases(driver, step_time, total),
-        "per_step": _per_step(driver, step_time),
+        "phases": _phases(per_step, total),
+        "per_step": per_step,
         "workers": _workers(spans),
         "devices": _devices(records["grants"], steps),
         "switches": _switches(spans),
         "throughput": _throughput(spans, driver),
         "incomplete_spans": len(records["spans"]) - len(spans),
     }
-    return report
-
-
-def _phases(driver: list[dict], step_time: dict[int, float], total: float) -> dict:
-    per: dict[str, dict[int, float]] = {}
-    for s in driver:
-        per.setdefault(s["name"], {}).setdefault(s["step"], 0.0)
-        per[s["name"]][s["step"]] += _dur(s)
-    out = {}
-    for name in phase_order(per):
-        t = sum(per[name].values())
-        out[name] = {"total_s": t, "share": t / total if total else 0.0, **_stats(list(per[name].values()))}
-    over, overlap = [], 0.0
-    for n, wall in step_time.items():
-        mine = [s for s in driver if s["step"] == n]
-        busy = sum(_dur(s) for s in mine)
-        overlap += busy - union_length((s["start"], s["end"]) for s in mine)
-        over.append(wall - busy)
-    t = sum(over)
-    out[OVERHEAD] = {"total_s": t, "share": t / total if total else 0.0, **_stats(over), "overlap_s": overlap}
-    return out
 
 
 def _per_step(driver: list[dict], step_time: dict[int, float]) -> list[dict]:
+    """One row per finished step: its wall time, driver seconds by phase, overhead, overlap."""
+    by_step: dict[int, list[dict]] = {n: [] for n in step_time}
+    for s in driver:
+        by_step[s["step"]].append(s)
     out = []
     for n in sorted(step_time):
         phases: dict[str, float] = {}
-        for s in driver:
-            if s["step"] == n:
-                phases[s["name"]] = phases.get(s["name"], 0.0) + _dur(s)
-        phases = {p: phases[p] for p in phase_order(phases)}
-        out.append({"step": n, "wall_s": step_time[n], "phases": phases,
-                    OVERHEAD: step_time[n] - sum(phases.values())})
+        for s in by_step[n]:
+            phases[s["name"]] = phases.get(s["name"], 0.0) + _dur(s)
+        busy = sum(phases.values())
+        out.append({"step": n, "wall_s": step_time[n], "phases": {p: phases[p] for p in phase_order(phases)},
+                    OVERHEAD: step_time[n] - busy,
+                    "overlap_s": busy - union_length((s["start"], s["end"]) for s in by_step[n])})
+    return out
+
+
+def _phases(per_step: list[dict], total: float) -> dict:
+    per: dict[str, list[float]] = {}
+    for row in per_step:
+        for name, v in row["phases"].items():
+            per.setdefault(name, []).append(v)
+    out = {}
+    for name in phase_order(per):
+        t = sum(per[name])
+        out[name] = {"total_s": t, "share": t / total if total else 0.0, **_stats(per[name])}
+    over = [row[OVERHEAD] for row in per_step]
+    t = sum(over)
+    out[OVERHEAD] = {"total_s": t, "share": t / total if total else 0.0, **_stats(over),
+                     "overlap_s": sum(row["overlap_s"] for row in per_step)}
     return out
 
 
@@ -131,21 +131,30 @@ def _workers(spans: list[dict]) -> dict:
     out: dict[str, dict] = {}
     for s in spans:
         w = out.setdefault(s["worker"], {"busy_s": 0.0, "phases": {}})
-        w["phases"][s["name"]] = w["phases"].get(s["name"], 0.0) + _dur(s)
+        p = w["phases"].setdefault(s["name"], {"count": 0, "total_s": 0.0})
+        p["count"] += 1
+        p["total_s"] += _dur(s)
+    intervals: dict[str, list[tuple[float, float]]] = {}
+    for s in spans:
+        intervals.setdefault(s["worker"], []).append((s["start"], s["end"]))
     for worker, w in out.items():
-        w["busy_s"] = union_length((s["start"], s["end"]) for s in spans if s["worker"] == worker)
+        w["busy_s"] = union_length(intervals[worker])
         w["phases"] = {p: w["phases"][p] for p in phase_order(w["phases"])}
     return dict(sorted(out.items(), key=lambda kv: (kv[0] != DRIVER, kv[0])))
 
 
 def _devices(grants: list[dict], steps: dict[int, dict]) -> dict:
+    by_dev: dict[str, dict[int, list[dict]]] = {}
+    for g in grants:
+        if g["step"] in steps:
+            by_dev.setdefault(g["device"], {}).setdefault(g["step"], []).append(g)
+    wall = sum(_dur(st) for st in steps.values())
     out: dict[str, dict] = {}
-    for dev in sorted({g["device"] for g in grants}):
-        held, by_role, wall = 0.0, {}, 0.0
-        for n, st in steps.items():
-            wall += _dur(st)
-            clipped = [(max(g["start"], st["start"]), min(g["end"], st["end"]), g["role"])
-                       for g in grants if g["device"] == dev and g["step"] == n]
+    for dev in sorted(by_dev):
+        held, by_role = 0.0, {}
+        for n, gs in by_dev[dev].items():
+            st = steps[n]  # grants are clipped to their step's wall time
+            clipped = [(max(g["start"], st["start"]), min(g["end"], st["end"]), g["role"]) for g in gs]
             clipped = [(a, b, r) for a, b, r in clipped if b > a]
             held += union_length((a, b) for a, b, _ in clipped)
             for a, b, r in clipped:
@@ -195,22 +204,26 @@ def tables(report: dict) -> list:
     from rich.table import Table
 
     st = report["step_time"]
-    t = Table(title=f"Time by phase — {report['steps']} steps, {st['total_s']:.2f} s "
-                    f"(step mean {_fmt(st['mean'])} s, p50 {_fmt(st['p50'])}, p95 {_fmt(st['p95'])})")
+    t = Table(title=f"Time by phase ({report['steps']} steps)")
     for col in ("phase", "total s", "share", "mean s", "p50 s", "p95 s", "steps"):
         t.add_column(col, justify="left" if col == "phase" else "right")
+    t.add_row("step (wall)", f"{st['total_s']:.3f}", "100.0%", _fmt(st["mean"]), _fmt(st["p50"]),
+              _fmt(st["p95"]), str(st["steps"]), end_section=True)
     for name, p in report["phases"].items():
         label = "orchestration overhead" if name == OVERHEAD else name
         t.add_row(label, f"{p['total_s']:.3f}", f"{100 * p['share']:.1f}%", _fmt(p["mean"]),
                   _fmt(p["p50"]), _fmt(p["p95"]), str(p["steps"]), style="bold" if name == OVERHEAD else None)
     out = [t]
     if report["workers"]:
-        w = Table(title="Time by worker (s)")
-        w.add_column("worker")
-        w.add_column("busy s", justify="right")
-        w.add_column("phases")
+        w = Table(title="Time by worker (busy = union of its spans)")
+        for col in ("worker", "phase", "spans", "total s", "mean s"):
+            w.add_column(col, justify="left" if col in ("worker", "phase") else "right")
         for name, d in report["workers"].items():
-            w.add_row(name, f"{d['busy_s']:.3f}", ", ".join(f"{p} {v:.3f}" for p, v in d["phases"].items()))
+            w.add_row(name, "busy", "", f"{d['busy_s']:.3f}", "", style="bold")
+            items = list(d["phases"].items())
+            for i, (p, v) in enumerate(items):
+                w.add_row("", p, str(v["count"]), f"{v['total_s']:.3f}", f"{v['total_s'] / v['count']:.4f}",
+                          end_section=i == len(items) - 1)
         out.append(w)
     if report["devices"]:
         d = Table(title="Devices (from the grant log)")

@@ -39,14 +39,18 @@ def test_overhead_is_step_time_minus_phase_sum(report):
     assert (ov["mean"], ov["p50"]) == pytest.approx((1.25, 1.25))
     assert ov["overlap_s"] == pytest.approx(0.0)
     assert [r[OVERHEAD] for r in report["per_step"]] == pytest.approx([1.5, 1.0])
+    assert [r["wall_s"] for r in report["per_step"]] == pytest.approx([10.0, 12.0])
     # the acceptance identity: phases + overhead add up to the step wall time
     assert sum(p["total_s"] for p in report["phases"].values()) == pytest.approx(report["step_time"]["total_s"])
 
 
 def test_workers_devices_switches_throughput(report):
     assert list(report["workers"]) == ["driver", "policy0", "rollout0"]
-    r0 = report["workers"]["rollout0"]["phases"]
-    assert r0 == pytest.approx({"rollout": 3.6 + 5.8, "wake": 0.3, "sleep": 0.3})
+    r0 = report["workers"]["rollout0"]
+    assert {p: v["total_s"] for p, v in r0["phases"].items()} == pytest.approx(
+        {"rollout": 3.6 + 5.8, "wake": 0.3, "sleep": 0.3})
+    assert [v["count"] for v in r0["phases"].values()] == [2, 2, 2]
+    assert r0["busy_s"] == pytest.approx(0.2 + 3.6 + 0.2 + 0.1 + 5.8 + 0.1)  # wake+rollout+sleep, both steps
     dev = report["devices"]["gpu0"]
     assert dev["held_s"] == pytest.approx(16.0)  # 4 + 3 + 6 + 3
     assert dev["idle_s"] == pytest.approx(6.0)  # 22 - 16

@@ -11,8 +11,10 @@ are processed ``chunk_rows`` at a time (TRL ``selective_log_softmax`` and verl
 reference log-probs) the extra memory is one fp32 chunk. Under autograd each chunk keeps its fp32
 copy for the backward pass, as in TRL and verl.
 
-Entropy ``H = logsumexp(x) - Σ softmax(x)·x`` (verl ``entropy_from_logits``) is returned detached:
-it is a metric here (the report has no entropy bonus), so it costs no autograd memory.
+Entropy ``H = -Σ p·log p`` with ``log p = x - logsumexp(x)`` (TRL ``entropy_from_logits``; verl's
+``logsumexp(x) - Σ p·x`` is the same quantity but loses ~1e-5 to cancellation in fp32 when H is
+small) is returned detached: it is a metric here (the report has no entropy bonus), so it costs no
+autograd memory.
 
 Unlike the loss functions, :func:`token_logprobs` returns ``(logprobs, entropy)`` rather than
 ``(value, metrics)``: the entropy is a per-token tensor that the loss masks and averages.
@@ -56,8 +58,8 @@ def token_logprobs(
         logp_chunks.append(picked - lse)  # [C]
         if with_entropy:
             with torch.no_grad():
-                p = torch.exp(x - lse.unsqueeze(-1))  # [C, V]
-                ent_chunks.append(lse - (p * x).sum(-1))  # [C]
+                logp_all = x - lse.unsqueeze(-1)  # [C, V]
+                ent_chunks.append(-(torch.exp(logp_all) * logp_all).sum(-1))  # [C]
     logp = torch.cat(logp_chunks) if logp_chunks else flat.new_zeros(0, dtype=dtype)  # [B*T]
     logp = logp.reshape(labels.shape)  # [B, T]
     if not with_entropy:

@@ -294,3 +294,13 @@ def test_config_rejects_bad_values_with_key():
         AlgorithmConfig(dual_clip=0.5)
     with pytest.raises(ValueError, match=r"algorithm.loss_agg_mode' expects one of"):
         dataclasses.replace(AlgorithmConfig(), loss_agg_mode="seq-sum")
+
+
+def test_algorithm_section_loads_from_overrides():
+    from funrl.config import load_config
+
+    cfg = load_config(None, ["algorithm.clip_high=0.28", "algorithm.dual_clip=3.0", "algorithm.ratio_level=sequence"])
+    assert isinstance(cfg.algorithm, AlgorithmConfig)
+    assert (cfg.algorithm.clip_high, cfg.algorithm.dual_clip, cfg.algorithm.ratio_level) == (0.28, 3.0, "sequence")
+    with pytest.raises(ValueError, match="algorithm.kl_estimator"):
+        load_config(None, ["algorithm.kl_estimator=k4"])

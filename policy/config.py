@@ -2,7 +2,7 @@
 
 Each default is defined here once. The defaults reproduce the report's objective: group-std
 advantages, one symmetric clip ε, token-level ratio, a β-weighted KL to the reference and the
-report's per-sequence-then-per-group mean. The table in ``funrl.policy`` (module docstring) says
+report's per-sequence-then-per-group mean. The table in ``funrl.policy.loss`` (module docstring) says
 which paper or codebase each non-default option follows.
 """
 

@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = dsub.add_parser("synth", help="write a synthetic eSpeak corpus (WAVs, manifest, splits)")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--n", type=int, required=True, help="number of utterances (noise clips included)")
+    s.add_argument("--n", type=int, required=True,
+                   help="number of utterances (noise clips included)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--languages", type=_csv, default="en,zh,mixed",
                    help="comma-separated subset of en,zh,mixed (default: all)")
@@ -22,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fraction of pure-noise clips with empty text (default 0.1)")
     s.add_argument("--noisy-frac", type=float, default=0.5,
                    help="fraction of speech clips mixed with noise (default 0.5)")
-    s.add_argument("--snr", type=_snr, default="5,30", help="SNR range LOW,HIGH in dB (default 5,30)")
+    s.add_argument("--snr", type=_snr, default="5,30",
+                   help="SNR range LOW,HIGH in dB (default 5,30)")
     s.add_argument("--splits", type=_splits, default="0.8,0.1,0.1",
                    help="train,dev,test ratios (default 0.8,0.1,0.1)")
     s.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")

@@ -49,7 +49,7 @@ class FbankExtractor:
         if wave.ndim != 1:
             raise ValueError(f"expected mono audio of shape [n], got {wave.shape}")
         fbank = knf.OnlineFbank(self.opts)
-        fbank.accept_waveform(float(self.sample_rate), (wave * 32768.0).tolist())
+        fbank.accept_waveform(float(self.sample_rate), wave * 32768.0)  # int16 scale, as FunASR
         fbank.input_finished()
         t = fbank.num_frames_ready
         if t == 0:

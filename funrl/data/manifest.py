@@ -44,7 +44,8 @@ class ManifestError(ValueError):
         shown = self.problems[:MAX_LISTED]
         more = len(self.problems) - len(shown)
         tail = f"\n  … and {more} more (run `funrl data check` for all)" if more > 0 else ""
-        super().__init__(f"{len(self.problems)} manifest problem(s):\n  " + "\n  ".join(shown) + tail)
+        head = f"{len(self.problems)} manifest problem(s):\n  "
+        super().__init__(head + "\n  ".join(shown) + tail)
 
 
 @dataclass

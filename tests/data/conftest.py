@@ -6,11 +6,15 @@ import pytest
 
 from funrl.data.synth.corpus import synthesize_corpus
 
-SMALL_N = 30
-SMALL_SEED = 7
+SMALL = {"n": 30, "seed": 7, "noise_frac": 0.2}
+
+
+@pytest.fixture(scope="session")
+def small_corpus_args():
+    return dict(SMALL)
 
 
 @pytest.fixture(scope="session")
 def small_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("corpus") / "c"
-    return synthesize_corpus(out, SMALL_N, seed=SMALL_SEED, noise_frac=0.2)
+    return synthesize_corpus(out, **SMALL)

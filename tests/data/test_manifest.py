@@ -38,7 +38,7 @@ def test_good_manifest_resolves_relative_audio_and_defaults(tmp_path):
         {"audio": "wav/a.wav", "text": "call Priya now", "language": "en",
          "keywords": ["Priya"], "hotwords": ["Priya", "Okafor"], "duration": 0.5, "speaker": "m3"},
         "",  # blank lines are allowed
-        {"key": "x2", "source": str(tmp_path / "wav" / "a.wav"), "target": ""  , "noise": True},
+        {"key": "x2", "source": str(tmp_path / "wav" / "a.wav"), "target": "", "noise": True},
     ])
     a, b = load_manifest(m, check_audio=True)
     assert a.id == "m-1" and a.audio == str((tmp_path / "wav" / "a.wav").resolve())
@@ -106,20 +106,23 @@ def test_all_problems_are_collected_in_one_error(tmp_path):
 def test_audio_problems_only_when_checking_audio(tmp_path):
     _wav(tmp_path / "ok.wav", seconds=0.5)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\0\0\0\0WAVEnot really audio")
+    _wav(tmp_path / "empty.wav", seconds=0.0)
     m = _manifest(tmp_path, [{"audio": "missing.wav", "text": "a"},
                              {"audio": "corrupt.wav", "text": "b"},
                              {"audio": "ok.wav", "text": "c", "duration": 2.0},
-                             {"audio": "ok.wav", "text": "d", "duration": 0.52}])
-    assert len(load_manifest(m)) == 4  # paths are not opened without check_audio
+                             {"audio": "ok.wav", "text": "d", "duration": 0.52},
+                             {"audio": "empty.wav", "text": "e"}])
+    assert len(load_manifest(m)) == 5  # paths are not opened without check_audio
     with pytest.raises(ManifestError) as e:
         load_manifest(m, check_audio=True)
     p = e.value.problems
-    assert len(p) == 3, p  # line 4 is within the 0.05 s tolerance
+    assert len(p) == 4, p  # line 4 is within the 0.05 s tolerance
     assert p[0].startswith(f"{m}:1: field 'audio'") and "audio file not found" in p[0]
     assert str(tmp_path / "missing.wav") in p[0]
     assert p[1].startswith(f"{m}:2: field 'audio'") and "not a readable audio file" in p[1]
     assert p[2].startswith(f"{m}:3: field 'duration'") and "says 2.000 s" in p[2]
     assert "lasts 0.500 s" in p[2]
+    assert p[3].startswith(f"{m}:5: field 'audio'") and "has no samples" in p[3]
 
 
 def test_missing_manifest(tmp_path):

@@ -236,11 +236,14 @@ def _validate(n, languages, noise_frac, noisy_frac, snr, noise_types, split_rati
 
     need(isinstance(n, int) and n > 0, f"n must be a positive integer, got {n!r}")
     need(len(languages) > 0 and all(lang in domain.LANGUAGES for lang in languages),
-         f"languages must be a non-empty subset of {', '.join(domain.LANGUAGES)}, got {languages!r}")
+         f"languages must be a non-empty subset of {', '.join(domain.LANGUAGES)}, "
+         f"got {languages!r}")
     need(0.0 <= noise_frac <= 1.0, f"noise_frac must be in [0, 1], got {noise_frac}")
     need(0.0 <= noisy_frac <= 1.0, f"noisy_frac must be in [0, 1], got {noisy_frac}")
-    need(len(snr) == 2 and snr[0] <= snr[1], f"snr must be (low, high) dB with low <= high, got {snr}")
+    need(len(snr) == 2 and snr[0] <= snr[1],
+         f"snr must be (low, high) dB with low <= high, got {snr}")
     need(len(noise_types) > 0 and all(t in noise.NOISE_TYPES for t in noise_types),
-         f"noise_types must be a non-empty subset of {', '.join(noise.NOISE_TYPES)}, got {noise_types!r}")
+         f"noise_types must be a non-empty subset of {', '.join(noise.NOISE_TYPES)}, "
+         f"got {noise_types!r}")
     need(len(split_ratios) == 3 and min(split_ratios) >= 0 and sum(split_ratios) > 0,
          f"split_ratios must be three non-negative numbers (train, dev, test), got {split_ratios}")

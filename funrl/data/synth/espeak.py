@@ -13,8 +13,9 @@ Thread safety and determinism (checked on espeakng-loader 0.2.4):
   state carries over from one utterance to the next (and breath noise uses ``rand()``), so the same
   call twice gives slightly different samples, even after ``espeak_Terminate`` + re-initialise.
   A fresh process that makes the same sequence of calls gives byte-identical output. Hence
-  :class:`SynthWorker` runs all requests of one corpus, in order, in a fresh worker process, re-seeding eSpeak's generator and libc's ``rand()`` before every request. The worker also
-  keeps eSpeak out of the caller's process, which is what "use it from one process" asks.
+  :class:`SynthWorker` runs all requests of one corpus, in order, in a fresh worker process,
+  re-seeding eSpeak's generator and libc's ``rand()`` before every request. The worker also keeps
+  eSpeak out of the caller's process (one process owns it, as its global state demands).
 """
 
 from __future__ import annotations
@@ -65,7 +66,8 @@ class Espeak:
         try:
             import espeakng_loader
         except ImportError as e:  # pragma: no cover - it is an install_requires dependency
-            raise EspeakError("the espeakng-loader package is missing: pip install espeakng-loader") from e
+            raise EspeakError("the espeakng-loader package is missing: "
+                              "pip install espeakng-loader") from e
         lib_path, data_path = espeakng_loader.get_library_path(), espeakng_loader.get_data_path()
         try:
             self._lib = ctypes.CDLL(lib_path)
@@ -122,7 +124,8 @@ class Espeak:
             rc = self._lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0,
                                         ESPEAK_CHARS_UTF8, None, None)
             if rc != EE_OK:
-                raise EspeakError(f"espeak_Synth failed (code {rc}) for {req.text!r} in {req.voice}")
+                raise EspeakError(f"espeak_Synth failed (code {rc}) for {req.text!r} "
+                                  f"in {req.voice}")
             chunks, self._chunks = self._chunks, []
         return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
 

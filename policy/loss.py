@@ -15,23 +15,24 @@ per-token sum (as in TRL ``GRPOTrainer._compute_loss`` and the GRPO paper), whic
 equals verl's separately aggregated ``kl_loss`` added with ``kl_loss_coef``.
 
 Options, and the published definition each follows (checked against those formulas to 1e-6 in
-``tests/policy/test_published.py``):
+``tests/policy/test_grpo_published.py``):
 
-| knob (``algorithm.*``)            | funrl                                  | source                              |
-|-----------------------------------|----------------------------------------|-------------------------------------|
-| ``clip_low`` / ``clip_high``      | ratio clipped to [1-low, 1+high]       | DAPO clip-higher; verl              |
-|                                   |                                        | ``compute_policy_loss_vanilla``,    |
-|                                   |                                        | TRL ``epsilon``/``epsilon_high``    |
-| ``dual_clip = c``                 | A<0 tokens: min(ℓ, -c·A)               | Ye et al. 2019; verl ``clip_ratio_c``|
-| ``ratio_level = "sequence"``      | s_i = exp(mean_t log r_it); token      | GSPO (Zheng et al. 2025); verl      |
-|                                   | ratio sg[s_i]·π_t/sg[π_t]              | ``compute_policy_loss_gspo``, TRL   |
-|                                   |                                        | ``importance_sampling_level``       |
-| ``log_ratio_clamp``               | log r clamped to ±c before exp         | verl (±20 vanilla, ≤10 for GSPO)    |
-| ``kl_estimator`` k1 / k2 / k3     | log ρ; ½(log ρ)²; e^{-log ρ}+log ρ-1,  | Schulman 2020; verl ``kl_penalty``  |
-|                                   | ρ = π_θ/π_ref; k3 clamped as verl      | (TRL uses k3 unclamped)             |
-| ``loss_agg_mode = "token-mean"``  | Σ ℓ / global tokens                    | DAPO; verl ``agg_loss``; TRL "dapo" |
-| ``"seq-mean-token-mean"``         | Σ_i (Σ_t ℓ / |o_i|) / global seqs      | report Eq. 2; verl; TRL "grpo"      |
-| ``"seq-mean-token-sum-norm"``     | Σ ℓ / (global seqs · loss_norm_length) | Dr.GRPO; TRL "dr_grpo"              |
+knob (``algorithm.*``)         funrl                                 published source
+-----------------------------  ------------------------------------  -------------------------------------
+clip_low, clip_high            r clipped to [1-low, 1+high]          DAPO clip-higher; verl
+                                                                     compute_policy_loss_vanilla; TRL
+                                                                     epsilon / epsilon_high
+dual_clip = c                  A<0 tokens: min(ℓ, -c·A)              Ye et al. 2019; verl clip_ratio_c
+ratio_level = "sequence"       s_i = exp(mean_t log r_it), used per  GSPO (Zheng et al. 2025); verl
+                               token as sg[s_i]·π_t/sg[π_t]          compute_policy_loss_gspo; TRL
+                                                                     importance_sampling_level
+log_ratio_clamp                log r clamped to ±c before exp        verl (±20 vanilla, ≤10 GSPO)
+kl_estimator k1 / k2 / k3      log ρ; ½(log ρ)²; 1/ρ + log ρ - 1,    Schulman 2020; verl kl_penalty;
+                               ρ = π_θ/π_ref (k3 clamped as verl)    TRL (k3, unclamped)
+loss_agg_mode "token-mean"     Σ ℓ / global tokens                   DAPO; verl agg_loss; TRL "dapo"/"bnpo"
+"seq-mean-token-mean"          Σ_i (Σ_t ℓ / |o_i|) / global seqs     report Eq. 2; verl; TRL "grpo"
+"seq-mean-token-sum-norm"      Σ ℓ / (global seqs·loss_norm_length)  Dr.GRPO; TRL "dr_grpo"
+adv_std, filter_zero_var...    see funrl.policy.advantages           Eq. 1; TRL scale_rewards; Dr.GRPO; DAPO
 
 Departures, and why:
 
@@ -256,7 +257,8 @@ def compute_grpo_loss(
         logp, old_logp, mask, level=cfg.ratio_level, log_clamp=cfg.log_ratio_clamp, num_tokens=n_tok
     )  # [B, T]
     pg_mat, m = clipped_surrogate(
-        ratio, advantages, mask, clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, num_tokens=n_tok
+        ratio, advantages, mask,
+        clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, num_tokens=n_tok,
     )  # [B, T]
     metrics.update(m)
     agg = dict(
@@ -268,7 +270,9 @@ def compute_grpo_loss(
     total_mat = pg_mat  # [B, T]
     if cfg.kl_coef > 0:
         if ref_logp is None:
-            raise ValueError("algorithm.kl_coef > 0 needs ref_logp (reference-policy log-probs); pass it or set kl_coef=0")
+            raise ValueError(
+                "algorithm.kl_coef > 0 needs ref_logp (reference-policy log-probs); pass it or set algorithm.kl_coef=0"
+            )
         kl_mat, m = kl_penalty(logp, ref_logp, mask, estimator=cfg.kl_estimator, num_tokens=n_tok)  # [B, T]
         metrics.update(m)
         total_mat = pg_mat + cfg.kl_coef * kl_mat  # [B, T]

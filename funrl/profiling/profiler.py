@@ -43,8 +43,8 @@ class Profiler:
         self.dir = profile_dir(run_dir)
         self.path = self.dir / "spans.jsonl"
         self.enabled = enabled
-        self._rec = SpanRecorder(DRIVER, enabled=enabled)
-        self._records: list[dict] = []  # steps, grants, spans from actors; driver spans live in _rec
+        self._recs: dict[str, SpanRecorder] = {DRIVER: SpanRecorder(DRIVER, enabled=enabled)}
+        self._records: list[dict] = []  # steps, grants, spans added from workers
         if enabled:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._records.append({"type": "session", "start": time.time(), "pid": os.getpid()})
@@ -62,9 +62,10 @@ class Profiler:
 
     def span(self, name: str, step: int | None = None, worker: str = DRIVER, **args: Any) -> Span:
         """Time a ``with`` block as phase ``name`` (default worker: the driver)."""
-        if worker == DRIVER:
-            return self._rec.span(name, step, **args)
-        return Span(self._records if self.enabled else [], name, worker, step, args)
+        rec = self._recs.get(worker)
+        if rec is None:
+            rec = self._recs[worker] = SpanRecorder(worker, enabled=self.enabled)
+        return rec.span(name, step, **args)
 
     def add(self, spans: list[dict]) -> None:
         """Add spans drained from workers (``SpanRecorder.drain()``), checking each one."""
@@ -97,7 +98,8 @@ class Profiler:
         records = self._records
         self._records = []
         lines = [json.dumps(r if "type" in r else {"type": "span", **r}) for r in records]
-        lines += [json.dumps({"type": "span", **s}) for s in self._rec.drain()]
+        for rec in self._recs.values():
+            lines += [json.dumps({"type": "span", **s}) for s in rec.drain()]
         if lines:
             with open(self.path, "a", encoding="utf-8") as f:
                 f.write("\n".join(lines) + "\n")

@@ -51,14 +51,20 @@ class Profiler:
 
     @contextmanager
     def step(self, step: int) -> Iterator[None]:
-        """Mark the wall time of one training step; flushes to disk when the step ends."""
+        """Mark the wall time of one training step; flushes to disk when the step ends.
+
+        A step that raises is flushed without a step record: its spans stay in the trace and the
+        report counts them as unfinished, not as a normal step.
+        """
         start = time.time()
         try:
             yield
-        finally:
-            if self.enabled:
-                self._records.append({"type": "step", "step": step, "start": start, "end": time.time()})
-                self.flush()
+        except BaseException:
+            self.flush()
+            raise
+        if self.enabled:
+            self._records.append({"type": "step", "step": step, "start": start, "end": time.time()})
+            self.flush()
 
     def span(self, name: str, step: int | None = None, worker: str = DRIVER, **args: Any) -> Span:
         """Time a ``with`` block as phase ``name`` (default worker: the driver)."""

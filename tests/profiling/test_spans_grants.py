@@ -53,6 +53,21 @@ def test_profiler_appends_per_step_and_rejects_bad_spans(tmp_path):
     assert [s["name"] for s in recs["spans"]] == ["encode"] and recs["grants"][0]["role"] == "encoder"
 
 
+def test_a_step_that_raises_keeps_its_spans_but_is_not_a_finished_step(tmp_path):
+    prof = Profiler(tmp_path)
+    with prof.step(0):
+        with prof.span("update", step=0):
+            pass
+    with pytest.raises(RuntimeError):
+        with prof.step(1):
+            with prof.span("rollout", step=1):
+                raise RuntimeError("worker died")
+    recs = load_records(tmp_path)
+    assert [s["step"] for s in recs["steps"]] == [0]
+    assert [(s["name"], s["step"], s["args"]) for s in recs["spans"]] == [
+        ("update", 0, {}), ("rollout", 1, {"error": "RuntimeError"})]
+
+
 def test_disabled_profiler_writes_nothing(tmp_path):
     prof = Profiler(tmp_path, enabled=False)
     with prof.step(0), prof.span("update", step=0), prof.hold("cpu0", "policy", 0):
@@ -74,6 +89,7 @@ def test_check_exclusive_passes_a_clean_log_and_finds_an_injected_overlap():
     assert "gpu0 held by policy" in str(vs[0])
 
 
+@pytest.mark.slow  # torch.profiler's first start takes seconds
 def test_torch_profile_captures_only_chosen_steps(tmp_path):
     import torch
 

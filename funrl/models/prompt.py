@@ -67,7 +67,8 @@ class Prompts:
 
 
 def _split_speech(speech_embeds) -> list[torch.Tensor]:
-    if isinstance(speech_embeds, (list, tuple)) and len(speech_embeds) == 2 and torch.is_tensor(speech_embeds[1]):
+    if (isinstance(speech_embeds, tuple) and len(speech_embeds) == 2 and torch.is_tensor(speech_embeds[1])
+            and speech_embeds[1].dim() == 1 and speech_embeds[0].dim() == 3):
         padded, lengths = speech_embeds  # ([B, S, H], [B])
         return [padded[i, : int(n)] for i, n in enumerate(lengths)]
     return list(speech_embeds)

@@ -10,8 +10,8 @@ per line, so a crashed run keeps every step it finished. Record types::
     {"type": "grant", "device", "role", "step", "start", "end"}
 
 A resumed run appends a new session to the same file. :func:`load_records` keeps, for each step,
-only the records of the last session that ran it, so steps redone after a resume are not counted
-twice. :meth:`Profiler.close` writes the Chrome trace, ``report.json`` and (optionally) the PNGs,
+only the records of the last session that finished it, so steps redone after a resume are not
+counted twice (the others are kept apart as ``superseded``). :meth:`Profiler.close` writes the Chrome trace, ``report.json`` and (optionally) the PNGs,
 and returns the report dict.
 """
 
@@ -121,9 +121,12 @@ class Profiler:
 
 
 def load_records(run_dir: str | Path) -> dict[str, list[dict]]:
-    """Read ``{run_dir}/profile/spans.jsonl`` into ``{"steps", "spans", "grants"}`` lists.
+    """Read ``{run_dir}/profile/spans.jsonl`` into ``{"steps", "spans", "grants", "superseded"}``.
 
-    For each step only the last session that ran it counts (a resumed run redoes steps).
+    A step number belongs to the last session (Profiler opening) that finished it: a resumed run
+    redoes the steps after its checkpoint. Records of that step number from any other session (the
+    crashed attempt, or work a resumed run tagged with an old step) go to ``superseded`` (with
+    their ``type``): the trace shows them, the report counts but does not add them.
     """
     path = profile_dir(run_dir) / "spans.jsonl"
     if not path.is_file():
@@ -156,17 +159,16 @@ def _latest_per_step(sessions: list[list[dict]], path: Path) -> dict[str, list[d
         for r in recs:
             if r.get("type") == "step":
                 owner[r["step"]] = i
-    out: dict[str, list[dict]] = {"steps": [], "spans": [], "grants": []}
+    out: dict[str, list[dict]] = {"steps": [], "spans": [], "grants": [], "superseded": []}
     kinds = {"step": "steps", "span": "spans", "grant": "grants"}
     for i, recs in enumerate(sessions):
         for r in recs:
             kind = kinds.get(r.get("type"))
             if kind is None:
                 raise ValueError(f"{path}: unknown record type {r.get('type')!r} in {r!r}")
-            step = r.get("step")
-            if step is not None and owner.get(step, i) != i:
-                continue  # superseded by a later session that redid this step
-            rec = {k: v for k, v in r.items() if k != "type"}
-            out[kind].append(rec)
+            if owner.get(r.get("step"), i) != i:  # another session finished this step number
+                out["superseded"].append(r)
+                continue
+            out[kind].append({k: v for k, v in r.items() if k != "type"})
     out["steps"].sort(key=lambda s: s["step"])
     return out

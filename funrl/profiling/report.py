@@ -3,7 +3,8 @@
 Definitions (all seconds of wall-clock time):
 
 - step time: the wall time of ``with prof.step(n)``; only finished steps (with a step record)
-  count. Spans of an unfinished step (a crash) are counted under ``incomplete_spans``.
+  count. Spans of an unfinished step (a crash) or of no step are counted under
+  ``incomplete_spans``; records superseded by a resumed run under ``superseded_records``.
 - phase total: the sum of the **driver's** spans of that phase over all finished steps. The
   driver times each phase around the call that does it, so driver spans never double-count work
   done in parallel by several workers. A phase recorded only by workers (no driver span of that
@@ -13,7 +14,8 @@ Definitions (all seconds of wall-clock time):
   driver spent between phases: scheduling, Ray calls, bookkeeping). If driver spans overlap (phases
   run concurrently) the sum exceeds their union; ``overlap_s`` says by how much.
 - device idle = step time − time some role held the device (union of its grants in the step).
-- wake/sleep switch costs: the ``wake`` and ``sleep`` spans of each worker.
+- wake/sleep switch costs: the ``wake`` and ``sleep`` spans of each worker (split by their
+  ``role`` arg when they have one, as the driver's do).
 - tokens/s of a phase: ``tokens`` in the args of worker spans of that phase (driver spans if no
   worker span carries them) / the phase's driver time (the worker spans' union if none).
 """
@@ -91,6 +93,7 @@ def build_report(records: dict[str, list[dict]]) -> dict:
         "switches": _switches(spans),
         "throughput": _throughput(spans, driver),
         "incomplete_spans": len(records["spans"]) - len(spans),
+        "superseded_records": len(records.get("superseded", [])),
     }
 
 
@@ -165,10 +168,12 @@ def _devices(grants: list[dict], steps: dict[int, dict]) -> dict:
 
 
 def _switches(spans: list[dict]) -> dict:
+    """wake/sleep costs per worker; spans with a ``role`` arg (the driver's) are split by role."""
     out: dict[str, dict] = {}
     for s in spans:
         if s["name"] in ("wake", "sleep"):
-            d = out.setdefault(s["worker"], {}).setdefault(s["name"], {"count": 0, "total_s": 0.0})
+            key = f"{s['worker']} ({s['args']['role']})" if "role" in s["args"] else s["worker"]
+            d = out.setdefault(key, {}).setdefault(s["name"], {"count": 0, "total_s": 0.0})
             d["count"] += 1
             d["total_s"] += _dur(s)
     for per in out.values():
@@ -264,4 +269,8 @@ def print_report(report: dict, console=None) -> None:
                       "the overhead row is step time minus their sum and may be negative")
     if report["incomplete_spans"]:
         console.print(f"note: {report['incomplete_spans']} spans belong to unfinished steps or no step "
-                      "and are left out of the tables")
+                      "and are left out of the tables (they are in trace.json)")
+    if report["superseded_records"]:
+        console.print(f"note: {report['superseded_records']} records carry step numbers that a later or "
+                      "earlier session finished (a resumed run) and are left out of the tables "
+                      "(they are in trace.json)")

@@ -7,6 +7,8 @@ Layout (open ``profile/trace.json`` in https://ui.perfetto.dev or chrome://traci
 - process 2 "device ownership": one thread per device, each grant a complete event named by the
   role that held the device.
 
+Records a resumed run superseded (see ``load_records``) are included with ``args.superseded``.
+
 Timestamps are microseconds since the earliest record (``otherData.t0_unix_s`` holds that origin),
 so they stay exact in a double; durations are microseconds too.
 """
@@ -33,9 +35,18 @@ def _complete(name: str, cat: str, pid: int, tid: int, start: float, end: float,
             "ts": round((start - t0) * 1e6, 3), "dur": round((end - start) * 1e6, 3), "args": args}
 
 
+def _flag(r: dict) -> dict:
+    r = {k: v for k, v in r.items() if k != "type"}
+    r["args"] = {**r.get("args", {}), "superseded": True}
+    return r
+
+
 def build_trace(records: dict[str, list[dict]]) -> dict:
     """The trace dict (``{"traceEvents": [...], ...}``) for ``load_records`` output."""
-    steps, spans, grants = records["steps"], records["spans"], records["grants"]
+    old = records.get("superseded", [])  # a resumed run's abandoned attempts: shown, flagged
+    steps = records["steps"]
+    spans = records["spans"] + [_flag(r) for r in old if r["type"] == "span"]
+    grants = records["grants"] + [_flag(r) for r in old if r["type"] == "grant"]
     starts = [r["start"] for r in (*steps, *spans, *grants)]
     t0 = min(starts) if starts else 0.0
     workers = sorted({s["worker"] for s in spans}, key=lambda w: (w != DRIVER, w))
@@ -56,7 +67,7 @@ def build_trace(records: dict[str, list[dict]]) -> dict:
                             {"step": s["step"], **s["args"]}))
     for g in grants:
         ev.append(_complete(g["role"], "grant", DEVICES_PID, dtids[g["device"]], g["start"], g["end"], t0,
-                            {"step": g["step"], "device": g["device"]}))
+                            {"step": g["step"], "device": g["device"], **g.get("args", {})}))
     return {"traceEvents": ev, "displayTimeUnit": "ms", "otherData": {"t0_unix_s": t0, "producer": "funrl"}}
 
 

@@ -47,13 +47,14 @@ def ray_local():
     if ray.is_initialized():  # another test module's cluster: use it, leave it to its owner
         yield
         return
-    for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
-                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}.items():
-        os.environ[k] = v
     tmp = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's socket paths have a length limit
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, configure_logging=False)
-    yield
-    ray.shutdown()
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+                     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}.items():
+            mp.setenv(k, v)
+        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, configure_logging=False)
+        yield
+        ray.shutdown()
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from funrl.profiling import load_records
 from funrl.profiling.report import OVERHEAD, build_report, percentile, print_report, union_length
+from funrl.profiling.trace import build_trace
 from prof_synthetic import T, records, write_run
 
 
@@ -90,6 +91,20 @@ def test_resumed_run_counts_redone_steps_once(tmp_path):
     assert rep["step_time"]["total_s"] == pytest.approx(4.0)  # the redone step, not 10 + 4
     assert list(rep["phases"]) == ["rollout", OVERHEAD]
     assert rep["devices"] == {}  # the first session's grants of step 0 were superseded
+    assert rep["superseded_records"] == 11  # session 1's 8 spans, 2 grants and step record of step 0
+    trace = build_trace(load_records(tmp_path))  # the abandoned attempt stays visible in the trace
+    flagged = [e for e in trace["traceEvents"] if e.get("args", {}).get("superseded")]
+    assert len(flagged) == 8 + 2
+
+
+def test_switch_costs_are_split_by_role_when_spans_name_one(tmp_path):
+    span = lambda role, a, b: {"type": "span", "name": "wake", "worker": "driver", "step": 0,  # noqa: E731
+                               "start": a, "end": b, "args": {"role": role}}
+    write_run(tmp_path, [span("rollout", 0.0, 0.5), span("policy", 1.0, 1.25), span("policy", 2.0, 2.75),
+                         {"type": "step", "step": 0, "start": 0.0, "end": 3.0}])
+    sw = build_report(load_records(tmp_path))["switches"]
+    assert sw["driver (rollout)"]["wake"] == pytest.approx({"count": 1, "total_s": 0.5, "mean_s": 0.5})
+    assert sw["driver (policy)"]["wake"] == pytest.approx({"count": 2, "total_s": 1.0, "mean_s": 0.5})
 
 
 def test_torn_last_line_is_ignored_with_a_warning_but_damage_elsewhere_raises(tmp_path):

@@ -21,7 +21,7 @@ def write_outputs(run_dir: str | Path, plots: bool = True) -> dict:
         from funrl.profiling.plots import plot_per_step, plot_pie
 
         files += [plot_pie(report, out / "phases_pie.png"), plot_per_step(report, out / "phases_per_step.png")]
-    (out / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
     files.append(out / "report.json")
     report["files"] = [str(f) for f in files]
     return report

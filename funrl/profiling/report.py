@@ -42,8 +42,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _stats(per_step: list[float]) -> dict:
+    """mean/p50/p95 over steps; None when there are none (report.json stays strict JSON)."""
+    if not per_step:
+        return {"mean": None, "p50": None, "p95": None, "steps": 0}
     return {
-        "mean": sum(per_step) / len(per_step) if per_step else float("nan"),
+        "mean": sum(per_step) / len(per_step),
         "p50": percentile(per_step, 50),
         "p95": percentile(per_step, 95),
         "steps": len(per_step),
@@ -193,15 +196,15 @@ def _throughput(spans: list[dict], driver: list[dict]) -> dict:
         tokens = sum(int(s["args"]["tokens"]) for s in counted)
         drv = [s for s in driver if s["name"] == phase]
         seconds = sum(_dur(s) for s in drv) if drv else union_length((s["start"], s["end"]) for s in counted)
-        out[phase] = {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else float("nan")}
+        out[phase] = {"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds if seconds else None}
     return out
 
 
 # ----------------------------------------------------------------------------- rich rendering
 
 
-def _fmt(x: float) -> str:
-    return "-" if x != x else f"{x:.3f}"  # NaN -> "-"
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def tables(report: dict) -> list:
@@ -251,7 +254,8 @@ def tables(report: dict) -> list:
         for col in ("phase", "tokens", "seconds", "tokens/s"):
             tp.add_column(col, justify="left" if col == "phase" else "right")
         for name, v in report["throughput"].items():
-            tp.add_row(name, str(v["tokens"]), f"{v['seconds']:.3f}", f"{v['tokens_per_s']:.1f}")
+            rate = "-" if v["tokens_per_s"] is None else f"{v['tokens_per_s']:.1f}"
+            tp.add_row(name, str(v["tokens"]), f"{v['seconds']:.3f}", rate)
         out.append(tp)
     return out
 

@@ -4,12 +4,14 @@ Each default is defined here once. The defaults reproduce the report's objective
 advantages, one symmetric clip ε, token-level ratio, a β-weighted KL to the reference and the
 report's per-sequence-then-per-group mean. The table in ``funrl.policy.loss`` (module docstring) says
 which paper or codebase each non-default option follows.
+
+Section ``policy`` (end of this file): the FSDP2 policy workers (LoRA, optimiser, micro-batches).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import List, Optional
 
 ADV_STD_MODES = ("group", "batch", "none")
 RATIO_LEVELS = ("token", "sequence")
@@ -73,3 +75,86 @@ def _check(key: str, ok: bool, expected: str, got: object) -> None:
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
     _check(key, value in allowed, "one of " + ", ".join(repr(a) for a in allowed), value)
+
+
+# ----------------------------------------------------------------------------- section ``policy``
+
+LR_SCHEDULES = ("constant", "cosine")
+PARAM_DTYPES = ("float32", "bfloat16")
+
+
+def _default_lora_targets() -> List[str]:
+    # every linear layer of a Qwen3/Llama decoder block (as TRL/verl "all-linear" for these models)
+    return ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class LoraSettings:
+    """``policy.lora``: a peft ``LoraConfig`` on the LLM (``enabled: false`` = full fine-tuning)."""
+
+    enabled: bool = True
+    r: int = 16
+    alpha: float = 32.0  # peft lora_alpha; the update is scaled by alpha / r
+    dropout: float = 0.0
+    target_modules: List[str] = field(default_factory=_default_lora_targets)  # nn.Linear module names
+
+
+@dataclass
+class OptimSettings:
+    """``policy.optim``: AdamW, gradient clipping and the learning-rate schedule."""
+
+    lr: float = 1e-5  # issue 7: 1e-5–3e-5 stayed stable on the prototype, 1e-4 collapsed rare names
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0  # 0 disables clipping (the norm is still reported)
+    warmup_steps: int = 0  # linear warm-up from 0 over this many optimizer steps
+    schedule: str = "constant"  # "constant" after warm-up | "cosine" decay to min_lr_ratio·lr
+    total_steps: int = 0  # cosine only: the step at which the decay ends (the trainer's step count)
+    min_lr_ratio: float = 0.0  # cosine only
+
+
+@dataclass
+class PolicyConfig:
+    """Section ``policy``: the FSDP2 policy workers (:class:`funrl.policy.fsdp_worker.PolicyWorker`)."""
+
+    world_size: int = 1  # policy ranks (one Ray actor each; gloo on CPU, NCCL on GPU)
+    micro_batch_size: int = 4  # sequences per forward/backward on one rank (gradient accumulation)
+    logprob_micro_batch_size: int = 8  # sequences per no-grad forward for old/ref log-probs
+    gradient_checkpointing: bool = False
+    param_dtype: str = "float32"  # compute dtype of the FSDP2 all-gathered params; masters stay fp32
+    reshard_after_forward: bool = True  # FSDP2: free gathered layer params after forward (ZeRO-3)
+    seed: int = 0  # LoRA initialisation and dropout RNG (rank r uses seed + r for dropout)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    optim: OptimSettings = field(default_factory=OptimSettings)
+
+    def __post_init__(self) -> None:
+        _pcheck("world_size", self.world_size >= 1, "an integer >= 1", self.world_size)
+        _pcheck("micro_batch_size", self.micro_batch_size >= 1, "an integer >= 1", self.micro_batch_size)
+        _pcheck(
+            "logprob_micro_batch_size", self.logprob_micro_batch_size >= 1, "an integer >= 1",
+            self.logprob_micro_batch_size,
+        )
+        _pcheck("param_dtype", self.param_dtype in PARAM_DTYPES, f"one of {PARAM_DTYPES}", self.param_dtype)
+        lora, opt = self.lora, self.optim
+        _pcheck("lora.r", lora.r >= 1, "an integer >= 1", lora.r)
+        _pcheck("lora.dropout", 0 <= lora.dropout < 1, "a number in [0, 1)", lora.dropout)
+        _pcheck("lora.target_modules", len(lora.target_modules) > 0, "a non-empty list of module names",
+                lora.target_modules)
+        _pcheck("optim.lr", opt.lr > 0, "a number > 0", opt.lr)
+        _pcheck("optim.betas", len(opt.betas) == 2, "a list of two numbers [beta1, beta2]", opt.betas)
+        _pcheck("optim.max_grad_norm", opt.max_grad_norm >= 0, "a number >= 0 (0: no clipping)", opt.max_grad_norm)
+        _pcheck("optim.warmup_steps", opt.warmup_steps >= 0, "an integer >= 0", opt.warmup_steps)
+        _pcheck("optim.schedule", opt.schedule in LR_SCHEDULES, f"one of {LR_SCHEDULES}", opt.schedule)
+        if opt.schedule == "cosine":
+            _pcheck("optim.total_steps", opt.total_steps > opt.warmup_steps,
+                    "an integer > optim.warmup_steps when optim.schedule is 'cosine'", opt.total_steps)
+        _pcheck("optim.min_lr_ratio", 0 <= opt.min_lr_ratio <= 1, "a number in [0, 1]", opt.min_lr_ratio)
+
+
+def _pcheck(key: str, ok: bool, expected: str, got: object) -> None:
+    if not ok:
+        raise ValueError(
+            f"config key 'policy.{key}' expects {expected}, got {got!r}; "
+            f"fix it in the YAML file or pass policy.{key}=... on the command line"
+        )

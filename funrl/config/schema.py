@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from funrl.policy.config import AlgorithmConfig
+from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.profiling.config import ProfileConfig
 from funrl.data.config import DataConfig
 from funrl.rewards.config import RewardsConfig
@@ -34,6 +34,7 @@ class FunRLConfig:
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -1,0 +1,120 @@
+"""Save and restore a :class:`~funrl.policy.fsdp_worker.PolicyWorker` (collective: call on every rank).
+
+Layout of the folder ``path`` (written by rank 0; the driver makes it atomic by writing to a
+temporary folder and renaming it):
+
+- LoRA: ``adapter/`` in peft's ``save_pretrained`` format (``adapter_config.json``,
+  ``adapter_model.safetensors``), loadable with ``PeftModel.from_pretrained(base_llm, path/adapter)``.
+- Full fine-tuning: ``model/`` an HF folder (``config.json``, ``model.safetensors``), loadable with
+  ``AutoModelForCausalLM.from_pretrained(path/model)``.
+- ``optimizer.pt``: the full (unsharded) AdamW state from
+  ``torch.distributed.checkpoint.state_dict.get_optimizer_state_dict(full_state_dict=True)``.
+- ``policy_state.pt``: optimizer step count, LR-scheduler state, and every rank's RNG states.
+
+Only trainable parameters are saved (the frozen base of a LoRA policy is the model folder the run
+started from). Loading reads the files on rank 0 and broadcasts (``broadcast_from_rank0``), so
+only rank 0 needs to see ``path``. Restoring reproduces the next update exactly on CPU
+(``tests/policy/test_fsdp_worker.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+
+if TYPE_CHECKING:
+    from funrl.policy.fsdp_worker import PolicyWorker
+
+_ROOT = "llm."  # CompletionLM holds the (peft-wrapped) LLM as .llm
+_ADAPTER = "default"  # peft's adapter name
+
+
+def _file_key(worker: "PolicyWorker", fqn: str) -> str:
+    """State-dict key of the root module -> key in the saved file (peft or plain HF naming)."""
+    key = fqn[len(_ROOT):]
+    return key.replace(f".{_ADAPTER}", "") if worker.cfg.lora.enabled else key
+
+
+def _model_file(worker: "PolicyWorker", path: str) -> str:
+    sub = ("adapter", "adapter_model.safetensors") if worker.cfg.lora.enabled else ("model", "model.safetensors")
+    return os.path.join(path, *sub)
+
+
+def _rng_state(worker: "PolicyWorker") -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if worker.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(worker.device)
+    return state
+
+
+def save_policy(worker: "PolicyWorker", path: str) -> None:
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_sd = get_model_state_dict(worker.model, options=opts)  # full tensors on rank 0, {} elsewhere
+    optim_sd = get_optimizer_state_dict(worker.model, worker.optim, options=opts)
+    rngs = [None] * worker.world_size if worker.rank == 0 else None
+    dist.gather_object(_rng_state(worker), rngs, dst=0)
+    if worker.rank == 0:
+        names = [n for n, p in worker.model.named_parameters() if p.requires_grad]
+        tensors = {_file_key(worker, n): model_sd[n].contiguous() for n in names}  # [trainable only]
+        file = _model_file(worker, path)
+        os.makedirs(os.path.dirname(file), exist_ok=True)
+        save_file(tensors, file, metadata={"format": "pt"})
+        if worker.cfg.lora.enabled:
+            worker.model.llm.peft_config[_ADAPTER].save_pretrained(os.path.dirname(file))
+        else:
+            worker.model.hf_model().config.save_pretrained(os.path.dirname(file))
+        torch.save(optim_sd, os.path.join(path, "optimizer.pt"))
+        state = {"step": worker.step, "scheduler": worker.scheduler.state_dict(), "rng": rngs}
+        torch.save(state, os.path.join(path, "policy_state.pt"))
+    dist.barrier()
+
+
+def _read_model(worker: "PolicyWorker", path: str) -> dict:
+    file = _model_file(worker, path)
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"policy checkpoint {path}: missing {file} (was it saved with policy.lora.enabled={not worker.cfg.lora.enabled}?)")
+    saved = load_file(file)
+    names = [n for n, p in worker.model.named_parameters() if p.requires_grad]
+    wanted = {_file_key(worker, n): n for n in names}
+    missing, extra = sorted(set(wanted) - set(saved)), sorted(set(saved) - set(wanted))
+    if missing or extra:
+        raise ValueError(
+            f"policy checkpoint {file} does not match this policy's trainable parameters: missing {missing[:5]}, "
+            f"unexpected {extra[:5]} (check policy.lora.* against the run that wrote it)"
+        )
+    return {wanted[k]: v for k, v in saved.items()}
+
+
+def load_policy(worker: "PolicyWorker", path: str) -> None:
+    model_sd, optim_sd, state = {}, {}, [None]
+    if worker.rank == 0:
+        model_sd = _read_model(worker, path)
+        optim_sd = torch.load(os.path.join(path, "optimizer.pt"), weights_only=False)
+        state = [torch.load(os.path.join(path, "policy_state.pt"), weights_only=False)]
+    opts = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
+    set_model_state_dict(worker.model, model_sd, options=opts)
+    set_optimizer_state_dict(worker.model, worker.optim, optim_sd, options=opts)
+    dist.broadcast_object_list(state, src=0)
+    saved = state[0]
+    if len(saved["rng"]) != worker.world_size:
+        raise ValueError(
+            f"policy checkpoint {path} was written by {len(saved['rng'])} ranks; policy.world_size is {worker.world_size}. "
+            "Resume with the same world size (the RNG streams are per rank)"
+        )
+    worker.step = saved["step"]
+    worker.scheduler.load_state_dict(saved["scheduler"])
+    rng = saved["rng"][worker.rank]
+    torch.set_rng_state(rng["cpu"])
+    if "cuda" in rng and worker.device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], worker.device)

@@ -2,7 +2,7 @@
 
 The error rate is the project's single definition (:mod:`funrl.rewards.text`): per character for
 Mandarin and other unspaced scripts, per CJK character plus per Latin word for code-switched text,
-after configurable normalisation. All pairs of a batch go to jiwer in one call.
+after configurable normalisation, counted as jiwer counts them (:func:`funrl.rewards.text.counts_from_units`).
 
 Departure from the report: ``1 − WER`` is unbounded below (a looping output of 50 words on a
 5-word reference has WER 10, R1 = −9). One such outlier would dominate the group's standard
@@ -43,7 +43,7 @@ class Accuracy:
     def __call__(
         self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
     ) -> list[Optional[float]]:
-        units = self.norm.units
+        units = self.norm.unit_tuple
         counts = counts_from_units([units(r) for r in references], [units(c) for c in completions])
         out = [1.0 - c.rate for c in counts]
         if self.min_reward is not None:

@@ -22,7 +22,6 @@ completion, the rule, the text), and each call keeps its batch's spans in ``last
 
 from __future__ import annotations
 
-import bisect
 import math
 from typing import Any, NamedTuple, Optional, Sequence
 
@@ -79,6 +78,7 @@ class Hallucination:
         if loop_max_n < 1 or loop_min_repeats < 2:
             raise ValueError("loop_max_n must be >= 1 and loop_min_repeats >= 2")
         self.per_unit, self.max_penalty, self.length_ratio = per_unit, max_penalty, length_ratio
+        self._max_n, self._min_repeats = loop_max_n, loop_min_repeats
         self.norm = TextNorm(lowercase=lowercase, punctuation=punctuation, width=width)
         # Units are joined as " u1 u2 …": every unit starts with a space, so patterns align on units.
         self._loop = regex.compile(rf"(?P<g>(?: [^ ]+){{1,{loop_max_n}}}?)(?P=g){{{loop_min_repeats - 1},}}(?= |$)")
@@ -89,26 +89,44 @@ class Hallucination:
 
     # ------------------------------------------------------------------ rules
 
-    def _flag(self, hyp: str, ref_joined: str, n_ref: int, starts: list[int]) -> dict[int, str]:
+    def _may_loop(self, units: tuple[str, ...]) -> bool:
+        """Cheap necessary condition for a loop: some unit sits at p, p+n, …, p+(k−1)n for an
+        n <= ``loop_max_n`` (k = ``loop_min_repeats``). Saves the backtracking regex on most texts."""
+        k = self._min_repeats
+        where: dict[str, list[int]] = {}
+        for i, u in enumerate(units):
+            where.setdefault(u, []).append(i)
+        for ps in where.values():
+            if len(ps) < k:
+                continue
+            at = set(ps)
+            for p in ps:
+                for n in range(1, self._max_n + 1):
+                    if all(p + j * n in at for j in range(1, k)):
+                        return True
+        return False
+
+    def _flag(self, hyp_units: tuple[str, ...], ref_units: tuple[str, ...]) -> dict[int, str]:
         """unit index -> rule of its first flag."""
-        n = len(starts)
-        flagged: dict[int, str] = {}
+        n, n_ref = len(hyp_units), len(ref_units)
         if n_ref == 0:
             return {i: "noise" for i in range(n)}
-        for m in self._loop.finditer(hyp):
-            gram = m.group("g")
-            legit = max(1, self._max_run(gram, ref_joined))
-            first = bisect.bisect_left(starts, m.start() + legit * len(gram))
-            last = bisect.bisect_left(starts, m.end())
-            for i in range(first, last):
-                flagged.setdefault(i, "loop")
+        flagged: dict[int, str] = {}
+        # " u0 u1 …": the unit index of a position is the number of spaces before it
+        hyp, ref = " " + " ".join(hyp_units), " " + " ".join(ref_units)
+        if self._may_loop(hyp_units):
+            for m in self._loop.finditer(hyp):
+                gram = m.group("g")
+                legit = max(1, self._max_run(gram, ref))
+                for i in range(hyp.count(" ", 0, m.start() + legit * len(gram)), hyp.count(" ", 0, m.end())):
+                    flagged.setdefault(i, "loop")
         if self._phrase is not None:
             seen: dict[str, int] = {}
             for m in self._phrase.finditer(hyp):
                 key = m.group()
                 seen[key] = seen.get(key, 0) + 1
-                if seen[key] > self._count(key, ref_joined):
-                    for i in range(bisect.bisect_left(starts, m.start()), bisect.bisect_left(starts, m.end())):
+                if seen[key] > self._count(key, ref):
+                    for i in range(hyp.count(" ", 0, m.start()), hyp.count(" ", 0, m.end())):
                         flagged.setdefault(i, "phrase")
         if self.length_ratio is not None:
             for i in range(math.floor(self.length_ratio * n_ref + 1e-9), n):
@@ -117,27 +135,23 @@ class Hallucination:
 
     @staticmethod
     def _max_run(gram: str, joined: str) -> int:
-        """Most consecutive copies of ``gram`` in ``joined`` (both space-prefixed)."""
-        best = 0
-        for m in regex.finditer(f"(?:{regex.escape(gram)})+(?= |$)", joined):
-            best = max(best, len(m.group()) // len(gram))
-        return best
+        """Most consecutive copies of ``gram`` in ``joined`` (both " u1 u2 …")."""
+        hay, k = joined + " ", 0
+        while gram * (k + 1) + " " in hay:
+            k += 1
+        return k
 
     @staticmethod
     def _count(key: str, joined: str) -> int:
-        return len(regex.findall(f"{regex.escape(key)}(?= |$)", joined))
+        """Occurrences of the units ``key`` (" u1 u2") in ``joined``, on unit boundaries."""
+        return (joined + " ").count(key + " ")
 
     def find(self, completion: str, reference: str) -> tuple[int, list[Span]]:
         """``(hallucinated unit count, spans)`` of one completion."""
-        toks = self.norm.spans(completion)
-        starts, pos = [], 0
-        for u, _, _ in toks:
-            starts.append(pos)
-            pos += len(u) + 1
-        hyp = "".join(" " + u for u, _, _ in toks)
-        ref_units = self.norm.units(reference)
-        flagged = self._flag(hyp, "".join(" " + u for u in ref_units), len(ref_units), starts)
-        return len(flagged), self._spans(completion, toks, flagged)
+        flagged = self._flag(self.norm.unit_tuple(completion), self.norm.unit_tuple(reference))
+        if not flagged:
+            return 0, []
+        return len(flagged), self._spans(completion, self.norm.spans(completion), flagged)
 
     @staticmethod
     def _spans(completion: str, toks: list, flagged: dict[int, str]) -> list[Span]:

@@ -13,7 +13,7 @@ language is known (no ``language`` field and an empty reference).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from funrl.rewards.registry import register
 from funrl.rewards.text import TextNorm, detect_language
@@ -46,14 +46,17 @@ class Language:
     def _detect(self, text: str) -> Optional[str]:
         return detect_language(text, self.mixed_share, self.norm)
 
-    def score(self, completion: str, reference: str, language: Optional[str]) -> Optional[float]:
+    def score(
+        self, completion: str, reference: str, language: Optional[str], detect: Optional[Callable] = None
+    ) -> Optional[float]:
         if language is not None and language not in LANGUAGES:
             raise ValueError(f"sample language {language!r} is not one of {', '.join(LANGUAGES)}")
-        ref_lang = self._detect(reference) if reference else None
+        detect = detect or self._detect
+        ref_lang = detect(reference) if reference else None
         expected = language or ref_lang
         if expected is None:
             return None
-        got = self._detect(completion)
+        got = detect(completion)
         if got is None or got == expected or got == ref_lang:
             return 0.0
         return float(self.penalty)
@@ -61,4 +64,11 @@ class Language:
     def __call__(
         self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
     ) -> list[Optional[float]]:
-        return [self.score(c, r, s.get("language")) for c, r, s in zip(completions, references, samples)]
+        memo: dict[str, Optional[str]] = {}  # a GRPO group shares its reference (and often outputs)
+
+        def detect(text: str) -> Optional[str]:
+            if text not in memo:
+                memo[text] = self._detect(text)
+            return memo[text]
+
+        return [self.score(c, r, s.get("language"), detect) for c, r, s in zip(completions, references, samples)]

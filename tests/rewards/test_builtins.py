@@ -166,3 +166,16 @@ def test_language_falls_back_to_reference_and_never_penalises_the_reference():
     assert call(lang, [ref], [ref], [{"language": "zh"}]) == [0.0]
     with pytest.raises(ValueError, match="sample language 'fr' is not one of en, zh, mixed"):
         call(lang, ["bonjour"], ["bonjour"], [{"language": "fr"}])
+
+
+def test_loop_prefilter_changes_nothing():
+    # _may_loop only skips the backtracking loop regex; with it forced on, results must be equal
+    import random
+
+    rng = random.Random(5)
+    fast, slow = Hallucination(length_ratio=None), Hallucination(length_ratio=None)
+    slow._may_loop = lambda units: True
+    for _ in range(1500):
+        hyp = " ".join(rng.choices("abcd", k=rng.randint(0, 14)))
+        ref = " ".join(rng.choices("abcd", k=rng.randint(1, 6)))
+        assert fast.find(hyp, ref) == slow.find(hyp, ref), (hyp, ref)

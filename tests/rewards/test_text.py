@@ -88,11 +88,42 @@ def test_error_counts_match_slow_edit_distance():
         assert c.n == len(units(r))
 
 
+def _random_texts(n: int, seed: int) -> list[str]:
+    """Mixed-script strings with punctuation, apostrophes, full-width forms and odd spaces."""
+    rng = random.Random(seed)
+    pieces = ["the", "Cat", "don't", "O’Brien", "GPT-4", "3.5", "我", "们", "北京", "ビデオ", "ＡＢＣ", "，", "。",
+              "!", "'", "''", "…", "①", "ﬁne", "İstanbul", "\u3000", "  ", "\t", "$5", "e-mail", "x'", "'y"]
+    return ["".join(rng.choice([" ", ""]) + rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(n)]
+
+
+def test_fast_units_equal_units_of_normalized_text():
+    # units() takes a faster route than splitting normalize()'s output; they must agree
+    for norm in (TextNorm(), TextNorm(punctuation=False), TextNorm(lowercase=False, width=False)):
+        for s in _random_texts(2000, 1):
+            assert norm.units(s) == text._UNIT.findall(norm.normalize(s)), s
+
+
+def test_error_counts_equal_jiwer():
+    # counts_from_units re-implements jiwer.process_words' counting on jiwer's engine; check it
+    # against jiwer itself, pair by pair (jiwer refuses empty references, so those are left out)
+    import jiwer
+
+    rng = random.Random(2)
+    vocab = ["a", "b", "c", "d", "猫", "狗"]
+    refs = [" ".join(rng.choices(vocab, k=rng.randint(1, 15))) for _ in range(1000)]
+    hyps = [" ".join(rng.choices(vocab, k=rng.randint(0, 15))) for _ in range(1000)]
+    ours = error_counts(refs, hyps)
+    for r, h, c in zip(refs, hyps, ours):
+        j = jiwer.process_words(r, h)
+        assert (c.substitutions, c.deletions, c.insertions, c.hits) == (j.substitutions, j.deletions, j.insertions, j.hits)
+
+
 def test_raw_spans_agree_with_units():
     norm = TextNorm()
-    for s in ["Hi, don't 我们！ ＡＢ", "e.g. COVID-19 在 2024年", "  ", "rock'n'roll ’twas", "①②"]:
-        spans = norm.spans(s)
-        assert [u for u, _, _ in spans] == norm.units(s)
+    for s in ["Hi, don't 我们！ ＡＢ", "e.g. COVID-19 在 2024年", "  ", "rock'n'roll ’twas", "①②", *_random_texts(500, 3)]:
+        for n in (norm, TextNorm(punctuation=False)):
+            spans = n.spans(s)
+            assert [u for u, _, _ in spans] == n.units(s), s
     assert norm.spans("Hi, 我") == [("hi", 0, 2), ("我", 4, 5)]
 
 

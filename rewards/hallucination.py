@@ -81,10 +81,13 @@ class Hallucination:
         self._max_n, self._min_repeats = loop_max_n, loop_min_repeats
         self.norm = TextNorm(lowercase=lowercase, punctuation=punctuation, width=width)
         # Units are joined as " u1 u2 …": every unit starts with a space, so patterns align on units.
-        self._loop = regex.compile(rf"(?P<g>(?: [^ ]+){{1,{loop_max_n}}}?)(?P=g){{{loop_min_repeats - 1},}}(?= |$)")
+        # the shortest n-gram (lazy) followed by at least k-1 more copies of itself, ending on a unit
+        gram = rf"(?P<g>(?: [^ ]+){{1,{loop_max_n}}}?)"
+        self._loop = regex.compile(rf"{gram}(?P=g){{{loop_min_repeats - 1},}}(?= |$)")
         listed = [*(DEFAULT_PHRASES if phrases is None else phrases), *extra_phrases]
         keys = sorted({" ".join(self.norm.units(p)) for p in listed} - {""}, key=len, reverse=True)
-        self._phrase = regex.compile(" (?:" + "|".join(regex.escape(k) for k in keys) + ")(?= |$)") if keys else None
+        alternatives = "|".join(regex.escape(k) for k in keys)  # longest first
+        self._phrase = regex.compile(f" (?:{alternatives})(?= |$)") if keys else None
         self.last_spans: list[list[Span]] = []
 
     # ------------------------------------------------------------------ rules

@@ -9,8 +9,9 @@
   run is one unit. Mandarin is therefore scored per character (CER), English per word (WER) and
   code-switched text per CJK character plus per Latin word (the "mixed error rate", MER).
 - :func:`error_counts` — substitutions, deletions, insertions and hits per pair, exactly as
-  jiwer counts them (same alignment engine, see :func:`counts_from_units`); :class:`ErrorCounts` adds up, so a corpus error rate is
-  ``sum(counts).rate`` (total errors / total reference units), not a mean of per-sample rates.
+  jiwer counts them (same alignment engine, see :func:`counts_from_units`). :class:`ErrorCounts`
+  adds up, so a corpus error rate is ``sum(counts).rate`` (total errors / total reference
+  units), not a mean of per-sample rates.
 - :func:`detect_language` — ``'en'``, ``'zh'``, ``'mixed'``, ``'other'`` or ``None`` from the
   share of Han characters and Latin words among the units.
 - :func:`match_keywords` — which terms occur in a text, on unit boundaries, after normalisation
@@ -65,7 +66,9 @@ class TextNorm:
     punctuation: bool = True  # drop ASCII, full-width and CJK punctuation
     width: bool = True  # NFKC: full-width letters, digits and punctuation -> ASCII
     # the cached unit function shared by every TextNorm with these settings; set in __post_init__
-    unit_tuple: Callable[[str], tuple[str, ...]] = field(init=False, repr=False, compare=False, default=None)  # type: ignore[assignment]
+    unit_tuple: Callable[[str], tuple[str, ...]] = field(
+        init=False, repr=False, compare=False, default=None  # type: ignore[arg-type]
+    )
 
     def __post_init__(self) -> None:
         key = (self.lowercase, self.punctuation, self.width)

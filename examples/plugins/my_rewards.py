@@ -21,12 +21,15 @@ from typing import Optional
 from funrl.rewards.text import units
 
 
-def no_digits(completions: list[str], *, references: list[str], samples: list[dict], penalty: float = -0.5, **kwargs) -> list[Optional[float]]:
+def no_digits(
+    completions: list[str], *, references: list[str], samples: list[dict], penalty: float = -0.5, **kwargs
+) -> list[Optional[float]]:
     """``penalty`` when the output has digits but the reference has none (spelled-out numbers).
 
     ``None`` (not applicable) when the reference itself has digits.
 
-    >>> no_digits(["twenty one", "21", "21"], references=["twenty one", "twenty one", "route 21"], samples=[{}] * 3)
+    >>> no_digits(["twenty one", "21", "21"],
+    ...           references=["twenty one", "twenty one", "route 21"], samples=[{}] * 3)
     [0.0, -0.5, None]
     """
     out: list[Optional[float]] = []
@@ -43,14 +46,17 @@ class StartsRight:
 
     A class: ``__init__`` takes the config's ``kwargs``, ``__call__`` scores a batch.
 
-    >>> StartsRight(n=2)(["Hello there, world", "hello world"], references=["hello there"] * 2, samples=[{}] * 2)
+    >>> StartsRight(n=2)(["Hello there, world", "hello world"],
+    ...                  references=["hello there"] * 2, samples=[{}] * 2)
     [1.0, 0.0]
     """
 
     def __init__(self, n: int = 3):
         self.n = n
 
-    def __call__(self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs) -> list[Optional[float]]:
+    def __call__(
+        self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs
+    ) -> list[Optional[float]]:
         return [
             1.0 if units(h)[: self.n] == units(r)[: self.n] else 0.0 for h, r in zip(completions, references)
         ]

@@ -72,7 +72,12 @@ def test_from_config_defaults_are_the_four_builtins():
 
 
 def test_example_plugin_by_dotted_path(monkeypatch):
+    import doctest
+    import importlib
+
     monkeypatch.syspath_prepend(str(PLUGIN_FILE.parent))
+    res = doctest.testmod(importlib.import_module("my_rewards"))
+    assert res.failed == 0 and res.attempted > 0
     name, fn = build("my_rewards:no_digits", {"penalty": -0.25})
     assert name == "no_digits"
     assert fn(["21", "twenty one"], references=["twenty one"] * 2, samples=[{}] * 2) == [-0.25, 0.0]

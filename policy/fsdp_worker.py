@@ -211,8 +211,9 @@ class PolicyWorker:
                         extremes[k].append(v)
                 else:
                     sums[k] = sums.get(k, 0.0) + v
+        lr = self.optim.param_groups[0]["lr"]  # the rate this step uses (the scheduler moves it after)
         grad_norm, skipped = self._clip_and_step()
-        return self._step_metrics(sums, extremes, grad_norm, skipped, g_tokens, g_seqs, g_rows)
+        return self._step_metrics(sums, extremes, grad_norm, skipped, lr, g_tokens, g_seqs, g_rows)
 
     def _check_update_batch(self, batch: PolicyBatch) -> None:
         batch.validate()
@@ -247,7 +248,7 @@ class PolicyWorker:
         self.step += 1
         return norm, False
 
-    def _step_metrics(self, sums, extremes, grad_norm, skipped, g_tokens, g_seqs, g_rows) -> dict[str, float]:
+    def _step_metrics(self, sums, extremes, grad_norm, skipped, lr, g_tokens, g_seqs, g_rows) -> dict[str, float]:
         keys = sorted(sums)
         total = self._all_reduce(torch.stack([torch.as_tensor(sums[k], dtype=torch.float64) for k in keys])) if keys else []
         out = {k: float(v) for k, v in zip(keys, total)}
@@ -257,7 +258,7 @@ class PolicyWorker:
             local = torch.stack(vals).min() if op == dist.ReduceOp.MIN and vals else torch.stack(vals).max() if vals else None
             out[k] = float(self._all_reduce(torch.tensor(fill if local is None else float(local), dtype=torch.float64), op))
         out.update(
-            grad_norm=float(grad_norm), update_skipped=float(skipped), lr=self.scheduler.get_last_lr()[0],
+            grad_norm=float(grad_norm), update_skipped=float(skipped), lr=float(lr),
             num_tokens=float(g_tokens), num_seqs=float(g_seqs), response_length_mean=float(g_tokens / g_rows.clamp(min=1)),
         )
         return out

@@ -127,12 +127,15 @@ def _rank_main(rank: int, world: int, init: str, out: str) -> None:
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory) -> dict:
     out = str(tmp_path_factory.mktemp("fsdp2"))
-    mp.spawn(_rank_main, args=(2, f"file://{out}/rendezvous", out), nprocs=2, join=True)
+    # fork, not spawn: the ranks inherit the imported torch/transformers/peft (re-importing them is most
+    # of the cost). Safe here because this fixture runs before this process starts any thread pool or
+    # process group (one_rank depends on it).
+    mp.start_processes(_rank_main, args=(2, f"file://{out}/rendezvous", out), nprocs=2, join=True, start_method="fork")
     return torch.load(os.path.join(out, "rank0.pt"), weights_only=False)
 
 
 @pytest.fixture(scope="module")
-def one_rank(tmp_path_factory) -> dict:
+def one_rank(two_ranks, tmp_path_factory) -> dict:
     """World size 1 in this process: the whole batch, micro-batches of 2, and of 1 with gradient checkpointing."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("fsdp1")
@@ -142,6 +145,7 @@ def one_rank(tmp_path_factory) -> dict:
         res["metrics"] = run_step(w, list(range(8)), steps=2)
         res["after"] = full_params(w)
         m = PolicyWorker(policy_cfg(1, mbs=1, gc=True), ALGO, tiny_llm())
+        res["mb1_checkpointing"] = m.model.hf_model().is_activation_checkpointing
         res["mb1_metrics"] = run_step(m, list(range(8)), steps=2)
         res["mb1_after"] = full_params(m)
     finally:
@@ -162,14 +166,18 @@ def test_two_ranks_match_one_process(two_ranks, one_rank):
             assert m2[k] == pytest.approx(m1[k], abs=1e-5), k
         assert m2["num_tokens"] == m1["num_tokens"] == 27  # 4+6+1+0+5+3+2+6
         assert m2["num_seqs"] == m1["num_seqs"] == 7  # row 3 is empty
+    # lr: cosine over 10 steps, no warm-up: step 0 at 1e-2, step 1 at 1e-2·(1+cos(π/10))/2 = 9.7553e-3
+    assert [m["lr"] for m in two_ranks["lora_metrics"]] == pytest.approx([1e-2, 9.7553e-3], abs=1e-7)
     # the clip is active (max_grad_norm 0.05), so a wrong DTensor norm would show in the params too
     assert one_rank["metrics"][0]["grad_norm"] > 0.05
     _assert_close_dicts(two_ranks["lora_after"], one_rank["after"])
 
 
 def test_micro_batch_count_and_checkpointing_do_not_change_the_update(one_rank):
+    assert one_rank["mb1_checkpointing"]  # micro-batches of 1 ran with activation checkpointing
     for ma, mb in zip(one_rank["metrics"], one_rank["mb1_metrics"]):
         assert ma["loss"] == pytest.approx(mb["loss"], abs=1e-6)
+        assert ma["grad_norm"] == pytest.approx(mb["grad_norm"], abs=1e-6)  # Adam would hide a uniform scale
     _assert_close_dicts(one_rank["after"], one_rank["mb1_after"])
 
 
@@ -216,3 +224,16 @@ def test_checkpoint_restore_reproduces_the_next_update_exactly(two_ranks):
     for n in a:
         assert torch.equal(a[n], b[n]), n
     assert two_ranks["ckpt_next_a"] == two_ranks["ckpt_next_b"]  # every metric, lr and step included
+
+
+def test_bad_config_and_batch_errors_name_the_key_and_row():
+    with pytest.raises(ValueError, match=r"'policy.optim.total_steps' expects an integer > optim.warmup_steps"):
+        PolicyConfig(optim=OptimSettings(schedule="cosine", warmup_steps=5, total_steps=5))
+    batch = make_batch()
+    batch.old_logprobs = [torch.zeros(y.numel()) for y in batch.completion_ids]
+    batch.old_logprobs[2] = torch.zeros(3)  # row 2 has 1 token
+    with pytest.raises(ValueError, match=r"old_logprobs\[2\] is \(3,\) but completion_ids\[2\] is \(1,\)"):
+        batch.validate()
+    batch.prompt_index[5] = 4
+    with pytest.raises(ValueError, match=r"prompt_index\[5\] = 4 but there are 4 prompt embeddings"):
+        batch.validate()

@@ -24,7 +24,7 @@ import ray
 import torch
 
 from funrl.config import FunRLConfig, to_yaml
-from funrl.policy.advantages import group_advantages
+from funrl.policy.advantages import group_advantages, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
 from funrl.train.metrics import MetricsLogger
@@ -40,13 +40,19 @@ class TrainingError(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg: FunRLConfig):
+        from funrl.data.config import filter_by_duration
         from funrl.data.manifest import load_manifest
 
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir) / cfg.run.name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-        self.rows = [u.to_dict() for u in load_manifest(cfg.data.train_manifest)]
+        utts = load_manifest(cfg.data.require("train_manifest"))
+        utts, dropped = filter_by_duration(utts, cfg.data.max_duration)
+        if dropped:
+            log.warning("data.max_duration=%s: %d of %d utterances left out of training",
+                        cfg.data.max_duration, len(dropped), len(dropped) + len(utts))
+        self.rows = [u.to_dict() for u in utts]
         self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
         self.G = cfg.algorithm.group_size
         self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
@@ -57,6 +63,15 @@ class Trainer:
     # ------------------------------------------------------------------ the loop (one screen)
 
     def fit(self) -> Path:
+        try:
+            self.run_steps()
+        except BaseException:
+            self.roles.shutdown()
+            self.prof.flush()
+            raise
+        return self.finish()
+
+    def run_steps(self) -> None:
         start = self.resume()
         for step in range(start, self.cfg.train.steps):
             with self.prof.step(step):
@@ -65,12 +80,11 @@ class Trainer:
                 embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
                 rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
                 rewards = self.reward(step, rows, texts)  # reward pool → components + total
-                adv, adv_metrics = self.advantage(step, rewards)  # driver → Eq. 1
-                upd = self.update(step, embeds, rollout, adv)  # policy role → Eq. 2–3, optimizer step
+                adv, rows_kept, adv_metrics = self.advantage(step, rewards)  # driver → Eq. 1
+                upd = self.update(step, embeds, rollout, adv, rows_kept)  # policy role → Eq. 2–3
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
             self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
-        return self.finish()
 
     # ------------------------------------------------------------------ phases
 
@@ -94,22 +108,31 @@ class Trainer:
             group_ids = [i // self.G for i in range(len(texts))]
             return self.roles.score(texts, samples, group_ids, step)
 
-    def advantage(self, step: int, rewards: dict) -> tuple[torch.Tensor, dict]:
+    def advantage(self, step: int, rewards: dict) -> tuple[torch.Tensor, list[int], dict]:
+        """Eq. 1 per group; with ``algorithm.filter_zero_variance_groups`` (DAPO dynamic sampling)
+        the rows of groups whose rewards are all equal are left out of the update."""
         with self.prof.span("advantage", step=step):
             a = self.cfg.algorithm
             total = torch.tensor(rewards["total"], dtype=torch.float32)  # [B*G]
             groups = torch.arange(len(total)) // self.G  # [B*G]
-            return group_advantages(total, groups, std_mode=a.adv_std, eps=a.adv_eps)
+            adv, m = group_advantages(total, groups, std_mode=a.adv_std, eps=a.adv_eps)
+            keep = torch.ones(len(total), dtype=torch.bool)
+            if a.filter_zero_variance_groups:
+                keep, fm = zero_variance_keep_mask(total, groups)
+                m.update(fm)
+            return adv, torch.nonzero(keep).flatten().tolist(), {k: float(v) for k, v in m.items()}
 
-    def update(self, step: int, embeds, rollout, adv: torch.Tensor) -> dict:
+    def update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> dict:
+        if not rows:  # every group had equal rewards and filtering is on: nothing to learn from
+            return {"update_skipped": 1.0}
         with self.roles.own("policy", step, self.prof):
             with self.prof.span("logprob_old", step=step):
-                self.roles.policy_logprobs(step, embeds, rollout, "old")
+                self.roles.policy_logprobs(step, embeds, rollout, rows, "old")
             if self.cfg.algorithm.kl_coef > 0:
                 with self.prof.span("logprob_ref", step=step):
-                    self.roles.policy_logprobs(step, embeds, rollout, "ref")
+                    self.roles.policy_logprobs(step, embeds, rollout, rows, "ref")
             with self.prof.span("update", step=step):
-                return self.roles.policy_update(step, embeds, rollout, adv)
+                return self.roles.policy_update(step, embeds, rollout, adv, rows)
 
     def weight_sync(self, step: int) -> None:
         with self.roles.own("weight_sync", step, self.prof):
@@ -170,6 +193,8 @@ class Trainer:
         self.metrics.close()
         report = self.prof.close()
         self.roles.shutdown()
+        if self.roles.started_ray:
+            ray.shutdown()
         if report is not None:
             (self.run_dir / "profile" / "summary.json").write_text(json.dumps(report, indent=1, default=str))
         return self.run_dir

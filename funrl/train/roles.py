@@ -44,6 +44,7 @@ class Roles:
         self.run_dir = run_dir
         ws, nrw = cfg.policy.world_size, cfg.rewards.num_workers
         counts = {"encoder": 1, "rollout": 1, "policy": ws, "reward": nrw}
+        self.started_ray = not ray.is_initialized()
         start_ray(cfg.cluster, run_dir, counts)
         self.placement = make_placement(cfg.cluster, counts)
         gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
@@ -146,22 +147,23 @@ class Roles:
         comps = {c: [x for p in parts for x in p["components"][c]] for c in names}
         return {"total": total, "components": comps}
 
-    def shard(self, n_rows: int) -> list[tuple[int, int]]:
-        ws = len(self.policy)
-        return [(r * n_rows // ws, (r + 1) * n_rows // ws) for r in range(ws)]
+    def shard(self, rows: list[int]) -> list[list[int]]:
+        """Contiguous, near-equal slices of the step's rows, one per policy rank."""
+        ws, n = len(self.policy), len(rows)
+        return [rows[r * n // ws : (r + 1) * n // ws] for r in range(ws)]
 
-    def policy_logprobs(self, step: int, embeds, rollout, which: str) -> None:
+    def policy_logprobs(self, step: int, embeds, rollout, rows: list[int], which: str) -> None:
         """Old or reference log-probs, kept on the policy ranks for the update."""
-        self.wait_all([p.compute_logprobs.remote(step, embeds, rollout, a, b, which)
-                       for p, (a, b) in zip(self.policy, self.shard(len(rollout)))])
+        self.wait_all([p.compute_logprobs.remote(step, embeds, rollout, idx, which)
+                       for p, idx in zip(self.policy, self.shard(rows))])
 
-    def policy_update(self, step: int, embeds, rollout, adv: torch.Tensor) -> dict:
-        metrics = self.wait_all([p.update.remote(step, embeds, rollout, adv, a, b)
-                                 for p, (a, b) in zip(self.policy, self.shard(len(rollout)))])
-        return metrics[0]  # reduced across ranks inside the update
+    def policy_update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> dict:
+        metrics = self.wait_all([p.update.remote(step, embeds, rollout, adv, idx)
+                                 for p, idx in zip(self.policy, self.shard(rows))])
+        return metrics[0]  # already reduced across ranks inside the update
 
     def sync_weights(self, step: int) -> None:
-        bucket = self.cfg.rollout.sglang.bucket_mb << 20
+        bucket = int(self.cfg.rollout.sglang.bucket_mb * (1 << 20))
         self.wait_all([p.push_weights.remote(self.rollout, bucket, step) for p in self.policy])
 
     def save_policy(self, folder: Path) -> None:

@@ -17,9 +17,9 @@ class EncoderWorker(Worker):
         super().__init__(name, torch_threads, profile)
         from funrl.data.audio import load_audio
         from funrl.data.features import FbankExtractor
-        from funrl.models.io import load_model
+        from funrl.models.io import load_pretrained
 
-        self.model, self.tokenizer = load_model(model_path)
+        self.model, self.tokenizer = load_pretrained(model_path)
         self.model.eval().requires_grad_(False)
         self.home = torch.device(device)
         self.fbank = FbankExtractor(num_mel_bins=self.model.cfg.encoder.num_mel_bins)
@@ -38,11 +38,18 @@ class EncoderWorker(Worker):
             prompts = build_prompt_embeds(self.model, self.tokenizer, speech, samples)
             return [e.float().cpu() for e in prompts.embeds]
 
-    def sleep(self) -> None:
-        if self.home.type == "cuda":
-            self.model.encoder.to("cpu"), self.model.adaptor.to("cpu"), self.model.llm.to("cpu")
-            torch.cuda.empty_cache()
+    def audio_state(self) -> dict[str, torch.Tensor]:
+        """The encoder/adaptor/CTC weights (tests check they never change during GRPO)."""
+        return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if not k.startswith("llm.")}
 
-    def wake(self) -> None:
-        if self.home.type == "cuda":
-            self.model.to(self.home)
+    def sleep(self, step: int | None = None) -> None:
+        """GPU: move the model to host memory and empty the cache. CPU: nothing to free."""
+        with self.rec.span("sleep", step=step):
+            if self.home.type == "cuda":
+                self.model.to("cpu")
+                torch.cuda.empty_cache()
+
+    def wake(self, step: int | None = None) -> None:
+        with self.rec.span("wake", step=step):
+            if self.home.type == "cuda":
+                self.model.to(self.home)

@@ -38,6 +38,7 @@ class RolloutWorker(Worker):
         llm_path = Path(model_path) / "llm"
         self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
         self.engine = make_engine(cfg, llm_path, device)
+        self.temperature = cfg.temperature
         self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
     def generate(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams, step: int):
@@ -62,6 +63,15 @@ class RolloutWorker(Worker):
     def wake(self, step: int | None = None) -> None:
         with self.rec.span("wake", step=step):
             self.engine.wake()
+
+    def score(self, embeds, completions: list[list[int]], prompt_index: list[int]) -> list[torch.Tensor]:
+        """Log-probs of given completions under the engine's weights (HF engine; tests, debugging)."""
+        from funrl.models.prompt import completion_logprobs
+
+        rows = [embeds[i] for i in prompt_index]
+        with torch.inference_mode():
+            lp, mask = completion_logprobs(self.engine.model, rows, completions, self.temperature)
+        return [lp[i, : len(c)] for i, c in enumerate(completions)]
 
     def shutdown(self) -> None:
         if hasattr(self.engine, "shutdown"):

@@ -1,0 +1,115 @@
+"""Policy role: one Ray actor per FSDP2 rank around :class:`funrl.policy.fsdp_worker.PolicyWorker`.
+
+The driver sends every rank the whole step (prompt embeddings by reference, the rollout batch)
+plus the row indices that rank owns; old and reference log-probs stay on the rank that computed
+them until its update. Weights go to the rollout engine from rank 0, bucket by bucket, while all
+ranks take part in gathering them (FSDP2's all-gathers are collective).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import ray
+import torch
+
+from funrl.train.workers.base import Worker
+
+
+class PolicyActor(Worker):
+    def __init__(self, name: str, cfg, rank: int, world_size: int, device: str = "cpu",
+                 torch_threads: int = 1, profile: bool = True):
+        super().__init__(name, torch_threads, profile)
+        if cfg.policy.world_size != world_size:
+            raise ValueError(f"policy.world_size={cfg.policy.world_size} but {world_size} policy actors were placed")
+        self.cfg, self.rank, self.device = cfg, rank, device
+        self.worker = None
+        self.cache: dict[str, dict[int, torch.Tensor]] = {}
+
+    def rendezvous(self) -> str:
+        """Rank 0: a torch.distributed address on this node for the other ranks to join."""
+        host = ray.util.get_node_ip_address()
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        return f"tcp://{host}:{port}"
+
+    def init_distributed(self, init_method: str) -> None:
+        from pathlib import Path
+
+        from funrl.policy.fsdp_worker import PolicyWorker
+
+        dev = "cuda" if self.device == "cuda" else "cpu"
+        llm = str(Path(self.cfg.model.path) / "llm")
+        self.worker = PolicyWorker(self.cfg.policy, self.cfg.algorithm, llm, rank=self.rank,
+                                   init_method=init_method, device=dev)
+
+    def _batch(self, embeds, rollout, idx: list[int], adv=None, with_cache: bool = False):
+        from funrl.policy.batch import PolicyBatch
+
+        b = PolicyBatch(
+            prompt_embeds=embeds,
+            prompt_index=[rollout.prompt_index[i] for i in idx],
+            completion_ids=[torch.tensor(rollout.token_ids[i], dtype=torch.long) for i in idx],
+        )
+        if adv is not None:
+            b.advantages = adv[idx].float()
+        if with_cache:
+            b.old_logprobs = [self.cache["old"][i] for i in idx]
+            if "ref" in self.cache:
+                b.ref_logprobs = [self.cache["ref"][i] for i in idx]
+        return b
+
+    def compute_logprobs(self, step: int, embeds, rollout, idx: list[int], which: str) -> None:
+        if which == "old":
+            self.cache = {}
+        with self.rec.span(f"logprob_{which}", step=step) as s:
+            lps = self.worker.compute_logprobs(self._batch(embeds, rollout, idx), which)
+            s.args["tokens"] = sum(len(rollout.token_ids[i]) for i in idx)
+        self.cache[which] = dict(zip(idx, lps))
+
+    def update(self, step: int, embeds, rollout, adv: torch.Tensor, idx: list[int]) -> dict:
+        with self.rec.span("update", step=step) as s:
+            batch = self._batch(embeds, rollout, idx, adv, with_cache=True)
+            metrics = self.worker.update(batch, max_response_length=self.cfg.rollout.max_new_tokens)
+            s.args["tokens"] = sum(len(rollout.token_ids[i]) for i in idx)
+        self.cache = {}
+        return metrics
+
+    def push_weights(self, rollout_actor, bucket_bytes: int, step: int) -> int:
+        """All ranks gather; rank 0 sends each bucket to the rollout engine. Returns bytes sent."""
+        sent = 0
+        with self.rec.span("weight_sync", step=step) as s:
+            for bucket in self.worker.export_weights(bucket_bytes):
+                if self.rank == 0:
+                    cpu = [(n, t.detach().to("cpu")) for n, t in bucket]
+                    ray.get(rollout_actor.update_weights.remote(cpu, step))
+                    sent += sum(t.numel() * t.element_size() for _, t in cpu)
+            s.args["bytes"] = sent
+        return sent
+
+    # ---- inspection (tests, debugging); collective like everything on this actor
+    def exported(self) -> list[dict[str, torch.Tensor]]:
+        return [{n: t.detach().cpu() for n, t in b} for b in self.worker.export_weights(1 << 30)]
+
+    def score(self, embeds, completions: list[list[int]], prompt_index: list[int]) -> list[torch.Tensor]:
+        """Log-probs of given completions under the current policy (no update)."""
+        from funrl.policy.batch import PolicyBatch
+
+        b = PolicyBatch(embeds, list(prompt_index), [torch.tensor(c, dtype=torch.long) for c in completions])
+        return [t.cpu() for t in self.worker.compute_logprobs(b, "old")]
+
+    def save(self, path: str) -> None:
+        self.worker.save(path)
+
+    def load(self, path: str) -> None:
+        self.worker.load(path)
+
+    def sleep(self, step: int | None = None) -> None:
+        if self.worker is not None:
+            with self.rec.span("sleep", step=step):
+                self.worker.sleep()
+
+    def wake(self, step: int | None = None) -> None:
+        with self.rec.span("wake", step=step):
+            self.worker.wake()

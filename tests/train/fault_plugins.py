@@ -1,0 +1,24 @@
+"""Reward plugins that misbehave on purpose, for the fault tests (loaded by file path)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def die_at_step(completions, *, references, samples, step, die_step=-1, marker="", **kwargs):
+    """Kill this reward actor's own process (SIGKILL) the first time ``step == die_step``.
+
+    Returns None (not applicable) otherwise, so it never changes the reward total.
+    """
+    if step == die_step and marker and not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return [None] * len(completions)
+
+
+def explode(completions, *, references, samples, group_ids, **kwargs):
+    """Raises on every sample of the second prompt's group."""
+    if 1 in group_ids:
+        raise ZeroDivisionError("boom")
+    return [0.0] * len(completions)

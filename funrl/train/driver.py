@@ -13,7 +13,7 @@ runs in bf16; the engine's log-probs are kept as a metric of the mismatch.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import random
 import time
@@ -23,7 +23,7 @@ import numpy as np
 import ray
 import torch
 
-from funrl.config import FunRLConfig, to_yaml
+from funrl.config import ConfigError, FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
@@ -55,9 +55,15 @@ class Trainer:
         self.rows = [u.to_dict() for u in utts]
         self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
         self.G = cfg.algorithm.group_size
+        self._phase: dict[str, float] = {}
         self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
-        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)
+        if cfg.rollout.temperature != cfg.algorithm.temperature:
+            raise ConfigError(
+                f"rollout.temperature={cfg.rollout.temperature} but algorithm.temperature={cfg.algorithm.temperature}: "
+                "the policy's log-probs must use the temperature the rollout sampled at; set both to the same value"
+            )
         self.roles = Roles.start(cfg, self.run_dir)
+        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)
         self.device = self.roles.device
 
     # ------------------------------------------------------------------ the loop (one screen)
@@ -88,9 +94,17 @@ class Trainer:
 
     # ------------------------------------------------------------------ phases
 
+    @contextlib.contextmanager
+    def phase(self, name: str, step: int):
+        """A driver-level span (the profiler's phase table) that also feeds ``time/<phase>``."""
+        t = time.time()
+        with self.prof.span(name, step=step):
+            yield
+        self._phase[name] = self._phase.get(name, 0.0) + time.time() - t
+
     def encode(self, step: int, rows: list[dict]) -> ray.ObjectRef:
         with self.roles.own("encoder", step, self.prof):
-            with self.prof.span("encode", step=step):
+            with self.phase("encode", step=step):
                 ref = self.roles.encoder.encode.remote(rows, step)
                 ray.wait([ref], fetch_local=False)  # ready; stays in the object store
                 return ref
@@ -99,11 +113,11 @@ class Trainer:
         sampling = self.cfg.rollout.sampling()
         sampling.seed = (self.cfg.rollout.seed if self.cfg.rollout.seed is not None else self.cfg.run.seed) * 100_003 + step
         with self.roles.own("rollout", step, self.prof):
-            with self.prof.span("rollout", step=step):
+            with self.phase("rollout", step=step):
                 return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, sampling, step))
 
     def reward(self, step: int, rows: list[dict], texts: list[str]) -> dict:
-        with self.prof.span("reward", step=step):
+        with self.phase("reward", step=step):
             samples = [rows[i // self.G] for i in range(len(texts))]
             group_ids = [i // self.G for i in range(len(texts))]
             return self.roles.score(texts, samples, group_ids, step)
@@ -111,7 +125,7 @@ class Trainer:
     def advantage(self, step: int, rewards: dict) -> tuple[torch.Tensor, list[int], dict]:
         """Eq. 1 per group; with ``algorithm.filter_zero_variance_groups`` (DAPO dynamic sampling)
         the rows of groups whose rewards are all equal are left out of the update."""
-        with self.prof.span("advantage", step=step):
+        with self.phase("advantage", step=step):
             a = self.cfg.algorithm
             total = torch.tensor(rewards["total"], dtype=torch.float32)  # [B*G]
             groups = torch.arange(len(total)) // self.G  # [B*G]
@@ -126,23 +140,23 @@ class Trainer:
         if not rows:  # every group had equal rewards and filtering is on: nothing to learn from
             return {"update_skipped": 1.0}
         with self.roles.own("policy", step, self.prof):
-            with self.prof.span("logprob_old", step=step):
+            with self.phase("logprob_old", step=step):
                 self.roles.policy_logprobs(step, embeds, rollout, rows, "old")
             if self.cfg.algorithm.kl_coef > 0:
-                with self.prof.span("logprob_ref", step=step):
+                with self.phase("logprob_ref", step=step):
                     self.roles.policy_logprobs(step, embeds, rollout, rows, "ref")
-            with self.prof.span("update", step=step):
+            with self.phase("update", step=step):
                 return self.roles.policy_update(step, embeds, rollout, adv, rows)
 
     def weight_sync(self, step: int) -> None:
         with self.roles.own("weight_sync", step, self.prof):
-            with self.prof.span("weight_sync", step=step):
+            with self.phase("weight_sync", step=step):
                 self.roles.sync_weights(step)
 
     def maybe_checkpoint(self, step: int) -> None:
         every, last = self.cfg.checkpoint.every, step == self.cfg.train.steps - 1
         if (every and (step + 1) % every == 0) or (last and self.cfg.checkpoint.save_final):
-            with self.prof.span("checkpoint", step=step):
+            with self.phase("checkpoint", step=step):
                 self.save(step)
 
     # ------------------------------------------------------------------ state
@@ -180,23 +194,28 @@ class Trainer:
             "response_len_mean": float(np.mean(lens)),
             "response_len_max": int(max(lens)),
             "rollout/tokens": int(sum(lens)),
+            "rollout/tokens_per_s": sum(lens) / max(self._phase.get("rollout", 0.0), 1e-9),
             "time/step": wall,
+            **{f"time/{k}": v for k, v in self._phase.items()},
         }
         if "accuracy" in rewards["components"]:
             vals = [v for v in rewards["components"]["accuracy"] if v is not None]
             m["wer"] = 1.0 - float(np.mean(vals)) if vals else float("nan")
         self.metrics.log(step, m)
+        self._phase = {}
         self.prof.add(self.roles.drain_spans())
         self.prof.flush()
 
     def finish(self) -> Path:
+        from funrl.profiling.report import print_report
+
         self.metrics.close()
-        report = self.prof.close()
         self.roles.shutdown()
         if self.roles.started_ray:
             ray.shutdown()
-        if report is not None:
-            (self.run_dir / "profile" / "summary.json").write_text(json.dumps(report, indent=1, default=str))
+        report = self.prof.close(plots=self.cfg.profile.plots)
+        if report is not None and self.cfg.profile.summary:
+            print_report(report)
         return self.run_dir
 
 

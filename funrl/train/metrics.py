@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 CONSOLE_KEYS = [
     ("reward/total_mean", "reward"),
@@ -21,10 +22,16 @@ CONSOLE_KEYS = [
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: Path, total_steps: int, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, total_steps: int, tensorboard: bool = True, start_step: int = 0):
         self.path = run_dir / "metrics.jsonl"
         self.console = Console(stderr=True)
         self.total = total_steps
+        self.progress = Progress(
+            TextColumn("[bold]GRPO"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"), console=self.console, transient=False,
+        )
+        self.task = self.progress.add_task("", total=total_steps, completed=start_step)
+        self.progress.start()
         self.tb = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -41,9 +48,11 @@ class MetricsLogger:
                     self.tb.add_scalar(k, v, step)
             self.tb.flush()
         parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
-        self.console.print(f"[bold]step {step}/{self.total}[/bold]  " + "  ".join(parts))
+        self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
+        self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))
 
     def close(self) -> None:
+        self.progress.stop()
         if self.tb is not None:
             self.tb.close()
 

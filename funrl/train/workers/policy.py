@@ -69,7 +69,12 @@ class PolicyActor(Worker):
         self.cache[which] = dict(zip(idx, lps))
 
     def update(self, step: int, embeds, rollout, adv: torch.Tensor, idx: list[int]) -> dict:
-        with self.rec.span("update", step=step) as s:
+        from pathlib import Path
+
+        from funrl.profiling import torch_profile
+
+        run_dir = Path(self.cfg.run.output_dir) / self.cfg.run.name
+        with self.rec.span("update", step=step) as s, torch_profile(run_dir, step, self.cfg.profile.torch_steps, self.name):
             batch = self._batch(embeds, rollout, idx, adv, with_cache=True)
             metrics = self.worker.update(batch, max_response_length=self.cfg.rollout.max_new_tokens)
             s.args["tokens"] = sum(len(rollout.token_ids[i]) for i in idx)

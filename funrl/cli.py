@@ -15,8 +15,10 @@ import sys
 SUBCOMMANDS = [
     "funrl.config.cli",
     "funrl.data.cli",
+    "funrl.eval.cli",
     "funrl.profiling.cli",
     "funrl.rewards.cli",
+    "funrl.sft.cli",
     "funrl.train.cli",
 ]
 

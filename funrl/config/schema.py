@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from funrl.data.config import DataConfig
+from funrl.models.config import ModelConfig
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.profiling.config import ProfileConfig
-from funrl.data.config import DataConfig
 from funrl.rewards.config import RewardsConfig
 from funrl.rollout.config import RolloutConfig
+from funrl.sft.config import SftConfig
 from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
 
 
@@ -31,6 +33,7 @@ class FunRLConfig:
 
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     rewards: RewardsConfig = field(default_factory=RewardsConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
@@ -39,3 +42,4 @@ class FunRLConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    sft: SftConfig = field(default_factory=SftConfig)

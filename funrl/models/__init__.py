@@ -1,18 +1,27 @@
 """The Fun-ASR-style audio LLM: encoder -> adaptor -> causal LM (+ CTC head), its prompt, I/O, generation.
 
+Names are imported lazily, so that importing ``funrl.models.config`` (the config schema does) does
+not load torch or transformers.
+
 >>> from funrl.models import load_pretrained, build_prompt_embeds, generate    # doctest: +SKIP
 >>> model, tok = load_pretrained("examples/checkpoints/tiny_warmstart")        # doctest: +SKIP
 """
 
-from funrl.models.audio_llm import AudioLLM, build_model
-from funrl.models.config import ModelConfig, PromptConfig
-from funrl.models.generation import decode, generate
-from funrl.models.io import load_pretrained, save_pretrained
-from funrl.models.prompt import Prompts, build_prompt_embeds, completion_logprobs, pack_completions
-from funrl.models.tokenizer import train_tokenizer
+import importlib
 
-__all__ = [
-    "AudioLLM", "ModelConfig", "PromptConfig", "Prompts", "build_model", "build_prompt_embeds",
-    "completion_logprobs", "decode", "generate", "load_pretrained", "pack_completions", "save_pretrained",
-    "train_tokenizer",
-]
+_EXPORTS = {
+    "AudioLLM": "audio_llm", "build_model": "audio_llm",
+    "ModelConfig": "config", "PromptConfig": "config",
+    "decode": "generation", "generate": "generation",
+    "load_pretrained": "io", "save_pretrained": "io",
+    "Prompts": "prompt", "build_prompt_embeds": "prompt", "completion_logprobs": "prompt",
+    "pack_completions": "prompt",
+    "train_tokenizer": "tokenizer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"funrl.models.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'funrl.models' has no attribute {name!r}")

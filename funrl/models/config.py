@@ -1,8 +1,8 @@
 """Config section ``model``: a saved model folder, or the architecture of a model built from scratch.
 
 With ``path`` set, the model (weights, tokenizer, architecture) is loaded from that folder (see
-:mod:`funrl.models.io`) and the architecture fields below are ignored, except ``prompt`` which may
-override how prompts are built. With ``path`` empty, ``funrl sft`` trains a BPE tokenizer on the
+:mod:`funrl.models.io`) and the fields below are ignored: the folder's own ``funrl_model.json``
+says how it was built and prompted. With ``path`` empty, ``funrl sft`` trains a BPE tokenizer on the
 training text and builds the model from these fields (the defaults are the tiny CPU instance).
 """
 

@@ -1,0 +1,65 @@
+"""``funrl eval --model DIR --manifest M [--output O.json]``: figures as JSON (see funrl.eval.metrics)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="transcribe a manifest with a model folder and report WER etc. as JSON")
+    p.add_argument("--model", required=True, help="model folder (funrl_model.json, audio.safetensors, llm/)")
+    p.add_argument("--manifest", required=True, help="JSONL manifest to transcribe")
+    p.add_argument("--output", help="write the JSON report here (default: print it)")
+    p.add_argument("--hypotheses", help="also write one JSON line per utterance (id, reference, hypothesis)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--hotwords", choices=["saved", "on", "off"], default="saved",
+                   help="use the hotword context block (default: as the model was saved)")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.set_defaults(func=_run)
+
+
+def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens: int = 64,
+             n_boot: int = 1000, seed: int = 0, hotwords: str = "saved") -> tuple[dict, list[dict]]:
+    """``(report, rows)`` for a model folder on a manifest: what the CLI prints."""
+    import dataclasses
+
+    from funrl.data.manifest import load_manifest
+    from funrl.eval.decode import transcribe
+    from funrl.eval.metrics import compute_metrics
+    from funrl.models.io import load_pretrained
+
+    model, tok = load_pretrained(model_dir)
+    if hotwords != "saved":
+        model.cfg.prompt = dataclasses.replace(model.cfg.prompt, use_hotwords=hotwords == "on")
+    utts = load_manifest(manifest)
+    hyps = transcribe(model, tok, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    report = {"model": str(model_dir), "manifest": str(manifest), **compute_metrics(hyps, utts, n_boot, seed)}
+    rows = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]
+    return report, rows
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
+                            args.bootstrap, args.seed, args.hotwords)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        o = report["overall"]
+        print(f"{args.output}: error rate {o['error_rate']:.4f} (95% CI {o['ci95'][0]:.4f}-{o['ci95'][1]:.4f}) "
+              f"over {o['utterances']} utterances; hallucination {report['hallucination_rate']:.3f}")
+    else:
+        sys.stdout.write(text + "\n")
+    if args.hypotheses:
+        with open(args.hypotheses, "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return 0

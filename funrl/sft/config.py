@@ -1,0 +1,40 @@
+"""Config section ``sft``: the supervised warm start (cross-entropy on the target + CTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List
+
+
+@dataclass
+class LoraSpec:
+    """LoRA on the LLM (peft ``LoraConfig`` fields); off by default (full fine-tuning)."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class SftConfig:
+    """Trains on ``data.train_manifest``; ``data.eval_manifest`` (the dev split) picks ``best/``."""
+
+    output_dir: str = ""  # logs (metrics.jsonl), checkpoints last/ and best/; empty: {run.output_dir}/{run.name}
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    max_steps: int = 3000  # length of the cosine schedule
+    max_minutes: float = 0.0  # also stop after this much training time (0: no limit)
+    batch_size: int = 32
+    ctc_weight: float = 0.3  # loss = CE(target) + ctc_weight * CTC
+    grad_clip: float = 1.0
+    trainable: List[str] = field(default_factory=lambda: ["encoder", "adaptor", "llm", "ctc"])
+    lora: LoraSpec = field(default_factory=LoraSpec)
+    spec_augment: bool = True  # time and frequency masking of training features
+    eval_every: int = 250  # steps between dev evaluations (and checkpoints)
+    eval_max_utterances: int = 300  # dev subset decoded at each evaluation (0: all)
+    log_every: int = 25
+    save_dtype: str = "float32"  # float32 | bfloat16 | float16 for saved checkpoints
+    threads: int = 2  # torch CPU threads (at most 2 on the shared machine)

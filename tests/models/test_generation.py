@@ -1,0 +1,81 @@
+"""Generation from prompt embeddings against a full forward pass (the slow, obvious reference)."""
+
+from __future__ import annotations
+
+import torch
+
+from funrl.models.generation import generate
+from funrl.models.prompt import build_prompt_embeds, completion_logprobs, pack_completions
+from funrl.rollout.protocol import SamplingParams
+
+from funrl.models.testing import SAMPLES, random_batch
+
+
+def _prompts(model, tok):
+    feats, lengths = random_batch(3)
+    with torch.no_grad():
+        return build_prompt_embeds(model, tok, model.encode_audio(feats, lengths), SAMPLES).embeds
+
+
+def _full_logits(model, prompts, completions):
+    """Logits predicting each completion token, from one uncached forward pass: [N, C, V]."""
+    inputs, attn, pos, targets, tmask, p = pack_completions(model.llm, prompts, completions)
+    with torch.no_grad():
+        logits = model.llm(inputs_embeds=inputs, attention_mask=attn, position_ids=pos).logits
+    return logits[:, p - 1 : -1], tmask
+
+
+def test_greedy_tokens_are_argmax_of_full_forward_and_logprobs_match(tiny):
+    model, tok = tiny
+    prompts = _prompts(model, tok)
+    out = generate(model, prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=6, stop_token_ids=[-1]))
+    assert [len(t) for t in out.token_ids] == [6, 6, 6] and out.finish_reasons == ["length"] * 3
+    logits, mask = _full_logits(model, prompts, out.token_ids)
+    assert torch.equal(logits.argmax(-1), torch.tensor(out.token_ids))
+    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(out.token_ids)[..., None]).squeeze(-1)
+    torch.testing.assert_close(torch.tensor(out.logprobs), ref, rtol=0, atol=2e-5)
+
+
+def test_sampled_logprobs_are_tempered_untruncated_and_prompt_major(tiny):
+    model, tok = tiny
+    prompts = _prompts(model, tok)
+    sp = SamplingParams(temperature=0.7, top_k=5, max_new_tokens=5, stop_token_ids=[-1], seed=3)
+    out = generate(model, prompts, 4, sp)
+    assert out.prompt_index == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
+    rows = [prompts[i] for i in out.prompt_index]
+    logits, _ = _full_logits(model, rows, out.token_ids)
+    toks = torch.tensor(out.token_ids)
+    # every sampled token lies in the top 5 of its step (top-k truncation applied) ...
+    assert torch.all((logits > logits.gather(-1, toks[..., None])).sum(-1) < 5)
+    # ... but its logprob is log_softmax(logits / T) over the whole vocabulary
+    ref = torch.log_softmax(logits / 0.7, -1).gather(-1, toks[..., None]).squeeze(-1)
+    torch.testing.assert_close(torch.tensor(out.logprobs), ref, rtol=0, atol=2e-5)
+    lp, mask = completion_logprobs(model, rows, out.token_ids, temperature=0.7)
+    torch.testing.assert_close(lp.detach(), ref, rtol=0, atol=2e-5)
+    assert generate(model, prompts, 4, sp).token_ids == out.token_ids  # seeded: reproducible
+    assert len({tuple(t) for t in out.token_ids}) > 3  # and actually sampled
+
+
+def test_stop_token_ends_a_completion_and_is_included(tiny):
+    model, tok = tiny
+    prompts = _prompts(model, tok)
+    greedy = generate(model, prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=4, stop_token_ids=[-1]))
+    stop = greedy.token_ids[0][1]  # a token prompt 0 emits second (maybe first too)
+    out = generate(model, prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=4, stop_token_ids=[stop]))
+    for full, got, reason in zip(greedy.token_ids, out.token_ids, out.finish_reasons):
+        cut = full.index(stop) + 1 if stop in full else len(full)  # up to and including the stop token
+        assert got == full[:cut] and reason == ("stop" if stop in full else "length")
+    assert len(out.token_ids[0]) <= 2 and out.finish_reasons[0] == "stop"
+    assert model.llm.config.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")  # the default stop
+
+
+def test_completion_logprobs_do_not_depend_on_batch_padding(tiny):
+    model, tok = tiny
+    prompts = _prompts(model, tok)
+    comps = [[5, 6, 7], [8], [9, 10]]
+    batch, mask = completion_logprobs(model, prompts, comps)
+    assert mask.tolist() == [[True] * 3, [True, False, False], [True, True, False]]
+    for i in range(3):
+        alone, _ = completion_logprobs(model, prompts[i : i + 1], comps[i : i + 1])
+        torch.testing.assert_close(batch[i, : len(comps[i])], alone[0], rtol=0, atol=2e-5)
+    assert torch.all(batch[~mask] == 0)

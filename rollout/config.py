@@ -31,6 +31,7 @@ class SGLangConfig:
     bucket_mb: float = 512.0  # weight sync: one update_weights_from_tensor call per bucket of this many MiB
     weight_sync: str = "tensor"  # "tensor" (bucketed, in memory) or "disk" (safetensors shards)
     enable_memory_saver: bool = True  # GPU: lets sleep()/wake() free and restore weights + KV cache
+    deterministic: bool = False  # SGLang deterministic inference: honours rollout.seed (GPU attention backends only)
     log_level: str = "error"  # SGLang's own logging
     engine_kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to sglang.Engine verbatim
 

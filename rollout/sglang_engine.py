@@ -10,7 +10,10 @@ on CPU in the test suite. What it does with SGLang 0.5.23, and why:
 - **n samples, prompt-major.** Each prompt is repeated ``n`` times in the request (rows
   ``p0s0, p0s1, p1s0 …``) with ``n=1`` each, rather than SGLang's own ``n``: SGLang's parallel
   sampling sends an extra prefill-only request per prompt to warm a prefix cache that is disabled
-  here. With a ``seed``, row ``i`` samples with ``seed + i`` so the ``n`` copies differ.
+  here. SGLang honours a sampling seed only in its deterministic-inference mode
+  (``rollout.sglang.deterministic=true``; GPU attention backends only, not torch_native on CPU):
+  there row ``i`` samples with ``seed + i`` so the ``n`` copies differ. Otherwise a ``seed`` is
+  not applied, and the engine says so once in a warning.
 - **Stops.** Besides ``stop_token_ids``, SGLang always stops on the model's own EOS (its config
   and tokenizer); ``ignore_eos`` would switch off both. The stop token is part of the completion
   and has a log-prob. ``finish_reason`` is ``"stop"`` or ``"length"``.
@@ -35,12 +38,14 @@ process of the calling process, not only SGLang's.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -73,6 +78,8 @@ def engine_kwargs(model_path: str, cfg: SGLangConfig, seed: int = 0) -> dict[str
         random_seed=seed,
         log_level=cfg.log_level,
     )
+    if cfg.deterministic:
+        kw["enable_deterministic_inference"] = True
     if cfg.context_length is not None:
         kw["context_length"] = cfg.context_length
     if cfg.max_total_tokens is not None:
@@ -153,6 +160,7 @@ class SGLangEngine:
         self.start_s = time.perf_counter() - t0
         self.hidden_size = self.engine.tokenizer_manager.model_config.hidden_size
         self.asleep = False
+        self._warned_seed = False
         log.info("SGLang engine on %s started in %.1f s (%s)", self.device, self.start_s, self.model_path)
 
     # ------------------------------------------------------------------------------ generation
@@ -166,8 +174,14 @@ class SGLangEngine:
         )
         if sampling.stop_token_ids:
             params["stop_token_ids"] = [int(t) for t in sampling.stop_token_ids]
-        if sampling.seed is not None:
+        if sampling.seed is not None and self.cfg.deterministic:
             params["sampling_seed"] = int(sampling.seed) + row
+        elif sampling.seed is not None and not self._warned_seed:
+            # warnings, not logging: SGLang sets the process's log level to its own (error by default).
+            warnings.warn(f"SGLangEngine: SamplingParams.seed={sampling.seed} is not applied: SGLang honours "
+                          "seeds only with rollout.sglang.deterministic=true (GPU attention backends)",
+                          RuntimeWarning, stacklevel=3)
+            self._warned_seed = True
         return params
 
     def _check_embeds(self, prompt_embeds: list[torch.Tensor]) -> None:
@@ -235,27 +249,26 @@ class SGLangEngine:
         log.info("weight sync (%s) took %.2f s", self.cfg.weight_sync, self.last_sync_s)
 
     def _update_from_tensors(self, buckets: Iterator[list[tuple[str, torch.Tensor]]]) -> None:
-        first = True
+        first = next(buckets, None)
+        if first is None:
+            return
         self.engine.begin_weight_update()
         try:
-            for bucket in buckets:
+            ok, msg = self.engine.update_weights_from_tensor(first, flush_cache=False)[:2]
+            for bucket in buckets if ok else ():
                 ok, msg = self.engine.update_weights_from_tensor(bucket, flush_cache=False)[:2]
-                if not ok and first:
-                    log.warning("update_weights_from_tensor refused the first bucket (%s); "
-                                "falling back to update_weights_from_disk", msg)
-                    self.engine.end_weight_update()
-                    first = None  # closed: do not end twice
-                    self._update_from_disk(iter([bucket, *buckets]))
-                    return
                 if not ok:
                     raise RuntimeError(
-                        f"SGLang update_weights_from_tensor failed after earlier buckets loaded: {msg}. "
-                        "The engine now holds mixed weights; push again, or set rollout.sglang.weight_sync=disk"
+                        f"SGLang update_weights_from_tensor failed after earlier buckets loaded: {msg}. The "
+                        "engine now holds mixed weights; push again, or set rollout.sglang.weight_sync=disk"
                     )
-                first = False
         finally:
-            if first is not None:
-                self.engine.end_weight_update()
+            self.engine.end_weight_update()
+        if not ok:  # refused from the start, nothing loaded: take the disk path for the whole push
+            log.warning("update_weights_from_tensor refused the first bucket (%s); "
+                        "falling back to update_weights_from_disk", msg)
+            self._update_from_disk(itertools.chain([first], buckets))
+            return
         self.engine.flush_cache()
 
     def _update_from_disk(self, buckets: Iterable[list[tuple[str, torch.Tensor]]]) -> None:

@@ -26,7 +26,8 @@ log() { echo "[sglang-env] $*" >&2; }
 # Pins SGLang 0.5.23 needs; passed to every pip call as constraints so nothing moves them.
 PINS=(torch==2.14.1 torchvision==0.29.1 transformers==5.19.0 tokenizers==0.23.2
       sglang==0.5.23 sglang-kernel==0.4.10 xgrammar==0.2.7 compressed-tensors==0.18.0
-      soundfile==0.13.1 sentencepiece==0.2.1 openai==2.8.0 apache-tvm-ffi==0.1.11)
+      soundfile==0.13.1 sentencepiece==0.2.1 openai==2.8.0 apache-tvm-ffi==0.1.11
+      blobfile==3.0.0 'python-dateutil<3')
 # Pure-Python (or small binary) modules imported on the offline Engine path, found by trial:
 # each was the ModuleNotFoundError of a CPU engine start without it.
 SGLANG_NEEDS=(aiohttp fastapi uvicorn uvloop orjson msgspec pybase64 pydantic pyzmq psutil
@@ -34,7 +35,7 @@ SGLANG_NEEDS=(aiohttp fastapi uvicorn uvloop orjson msgspec pybase64 pydantic py
       partial_json_parser interegular einops xxhash zstandard sentencepiece tiktoken
       transformers tokenizers safetensors huggingface_hub pillow scipy distro blobfile
       llguidance xgrammar compressed-tensors nvidia-ml-py watchfiles python-dateutil msgpack
-      gguf openai anthropic IPython apache-tvm-ffi pytest)
+      gguf openai anthropic IPython apache-tvm-ffi dill pytest)
 
 install_funrl() {
   # Editable, no deps: the code is the checkout's; funrl's deps come from setup.cfg minus torch.

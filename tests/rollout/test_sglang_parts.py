@@ -60,3 +60,52 @@ def test_rollout_config_gives_the_protocol_sampling_params():
 def test_rollout_config_check_names_the_key(change, key):
     with pytest.raises(ValueError, match=key):
         RolloutConfig(**change).check()
+
+
+class _RefusingSGLang:
+    """Stands in for sglang.Engine (not importable in the main env) to drive the fallback path:
+    it refuses tensor updates, as SGLang does for a load format it cannot take, and records calls."""
+
+    def __init__(self):
+        self.calls, self.disk_names = [], None
+
+    def begin_weight_update(self):
+        self.calls.append("begin")
+
+    def end_weight_update(self):
+        self.calls.append("end")
+
+    def update_weights_from_tensor(self, bucket, flush_cache=True):
+        self.calls.append("tensor")
+        return False, "refused"
+
+    def update_weights_from_disk(self, folder):
+        from pathlib import Path
+
+        from safetensors import safe_open
+
+        self.calls.append("disk")
+        names = []
+        for shard in sorted(Path(folder).glob("*.safetensors")):
+            with safe_open(str(shard), "pt") as f:
+                names += list(f.keys())
+        self.disk_names = (names, sorted(p.name for p in Path(folder).iterdir()))
+        return True, "ok"
+
+    def flush_cache(self):
+        self.calls.append("flush")
+
+
+def test_refused_first_bucket_falls_back_to_disk_with_every_tensor(tmp_path):
+    from funrl.rollout.sglang_engine import SGLangEngine
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"old weights: never copied")
+    eng = object.__new__(SGLangEngine)
+    eng.cfg, eng.model_path, eng.dtype, eng.engine = SGLangConfig(bucket_mb=1e-4), tmp_path, torch.bfloat16, _RefusingSGLang()
+    eng.update_weights([("a", torch.ones(40)), ("b", torch.ones(40)), ("c", torch.ones(40))])
+    # 100-byte buckets of 80-byte tensors: three buckets; the first is refused, then all go to disk.
+    assert eng.engine.calls == ["begin", "tensor", "end", "disk", "flush"]
+    names, files = eng.engine.disk_names
+    assert names == ["a", "b", "c"]
+    assert "config.json" in files and "model.safetensors" not in files

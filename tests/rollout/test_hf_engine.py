@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -50,8 +52,10 @@ def test_update_weights_changes_outputs_and_survives_sleep(llm_dir):
     eng.update_weights([("lm_head.weight", emb * 3), ("model.norm.weight", new_norm)])
     after = eng.logits(p)
     assert not torch.allclose(before, after)
+    param = weakref.ref(eng.model.model.norm.weight)
     eng.sleep()
     assert eng.model is None
+    assert param() is None, "sleep kept the module's parameters alive"
     with pytest.raises(RuntimeError, match="asleep"):
         eng.generate([p[0]], 1, SamplingParams())
     eng.wake()

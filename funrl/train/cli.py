@@ -27,4 +27,5 @@ def _train(args: argparse.Namespace) -> int:
         print(f"funrl train: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(f"run directory: {run_dir}")
+    print(f"trained model: {run_dir / 'model'}  (evaluate: funrl eval --model {run_dir / 'model'} --manifest TEST.jsonl)")
     return 0

@@ -210,6 +210,8 @@ class Trainer:
         from funrl.profiling.report import print_report
 
         self.metrics.close()
+        with self.phase("checkpoint", step=None):
+            self.roles.export_model(self.run_dir / "model")  # a complete model folder for funrl eval
         self.roles.shutdown()
         if self.roles.started_ray:
             ray.shutdown()

@@ -169,6 +169,9 @@ class Roles:
     def save_policy(self, folder: Path) -> None:
         self.wait_all([p.save.remote(str(folder)) for p in self.policy])
 
+    def export_model(self, folder: Path) -> None:
+        self.wait_all([p.export_model.remote(str(folder)) for p in self.policy])
+
     def load_policy(self, folder: Path) -> None:
         self.wait_all([p.load.remote(str(folder)) for p in self.policy])
 

@@ -72,7 +72,15 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
 
     run_dir = trainer.finish()
 
-    # 3. no two roles held the device at once, and every phase was recorded each step
+    # 3. the trained policy is exported as a complete model folder (frozen audio side + trained LLM)
+    from funrl.models.io import load_pretrained
+
+    exported, _ = load_pretrained(run_dir / "model")
+    sd = exported.llm.state_dict()
+    assert all(torch.equal(sd[k], v) for k, v in after.items())
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in enc_before.items())
+
+    # 3b. no two roles held the device at once, and every phase was recorded each step
     rec = load_records(run_dir)
     assert rec["grants"], "no device grants were recorded"
     assert check_exclusive(rec["grants"]) == []
@@ -82,3 +90,23 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
             assert (phase, step) in names, (phase, step)
     workers = {s["worker"] for s in rec["spans"]}
     assert {"encoder0", "rollout0", "policy0", "policy1", "reward0"} <= workers
+
+    # 4. the breakdown adds up: per step, driver phases + orchestration overhead = step wall time,
+    #    phases never overlap (nothing counted twice) and the overhead is not negative
+    import json
+
+    report = json.loads((run_dir / "profile" / "report.json").read_text())
+    assert report["steps"] == 3
+    for row in report["per_step"]:
+        assert sum(row["phases"].values()) + row["orchestration"] == pytest.approx(row["wall_s"], abs=1e-6)
+        assert row["overlap_s"] == pytest.approx(0.0, abs=1e-6)
+        assert row["orchestration"] >= 0.0
+    # 5. the Chrome trace is valid JSON with one track per worker and a device-ownership track
+    trace = json.loads((run_dir / "profile" / "trace.json").read_text())
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    assert {"encoder0", "rollout0", "policy0", "policy1", "reward0", "driver", "cpu"} <= names
+    for e in events:
+        if e.get("ph") == "X":
+            assert isinstance(e["ts"], (int, float)) and e["dur"] >= 0 and "pid" in e and "tid" in e
+    assert (run_dir / "profile" / "phases_pie.png").stat().st_size > 0

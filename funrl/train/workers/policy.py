@@ -104,6 +104,42 @@ class PolicyActor(Worker):
         b = PolicyBatch(embeds, list(prompt_index), [torch.tensor(c, dtype=torch.long) for c in completions])
         return [t.cpu() for t in self.worker.compute_logprobs(b, "old")]
 
+    def export_model(self, out: str) -> None:
+        """Write the trained policy as a complete funrl model folder (collective; rank 0 writes).
+
+        The audio side (encoder, adaptor, CTC head, prompt) is frozen during GRPO, so it is copied
+        from ``model.path``; ``llm/`` gets the LoRA-merged weights. ``funrl eval --model out``
+        evaluates it and ``model.path=out`` continues from it.
+        """
+        import shutil
+        from pathlib import Path
+
+        from funrl.models.io import AUDIO_FILE, CONFIG_FILE, LLM_DIR
+
+        state = {}
+        for bucket in self.worker.export_weights(1 << 30):
+            if self.rank == 0:
+                state.update({n: t.detach().cpu() for n, t in bucket})
+        if self.rank != 0:
+            return
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        src, dst = Path(self.cfg.model.path), Path(out)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        llm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src / LLM_DIR))
+        missing, unexpected = llm.load_state_dict(state, strict=False)
+        tied = {k for k in missing if k == "lm_head.weight" and llm.config.tie_word_embeddings}
+        if set(missing) - tied or unexpected:
+            raise RuntimeError(f"export_model: weights do not fit the LLM: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        llm.save_pretrained(tmp / LLM_DIR)
+        AutoTokenizer.from_pretrained(src / LLM_DIR).save_pretrained(tmp / LLM_DIR)
+        for name in (AUDIO_FILE, CONFIG_FILE):
+            shutil.copy2(src / name, tmp / name)
+        shutil.rmtree(dst, ignore_errors=True)
+        tmp.rename(dst)
+
     def save(self, path: str) -> None:
         self.worker.save(path)
 

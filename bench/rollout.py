@@ -11,9 +11,9 @@ samples each, same sampling parameters, go through:
 - ``hf``: :class:`funrl.rollout.hf_engine.HFEngine` (transformers, KV-cached, float32).
 
 Tokens/s counts generated tokens (stop tokens included), median of ``--repeats`` timed runs after
-one warm-up each. Goal (issue 8): funrl-sglang ≥ 0.95× bare-sglang.
+one warm-up each, the two SGLang paths interleaved. Goal (issue 8): funrl-sglang ≥ 0.95× bare-sglang.
 
-    $(bash rollout/sglang_env.sh | tail -1) bench/rollout.py [--prompts 8] [--n 4] [--max-new-tokens 64]
+    $(bash rollout/sglang_env.sh | tail -1) bench/rollout.py [--prompts 4] [--n 4] [--max-new-tokens 32]
 """
 
 from __future__ import annotations
@@ -24,26 +24,30 @@ import tempfile
 import time
 
 
-def _timed(fn, repeats: int) -> tuple[float, int]:
-    fn()  # warm-up
-    runs = []
+def _timed(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
+    """Median seconds and the token count per function; runs interleaved (a, b, a, b, ...) so that
+    load from other processes on the machine hits each alike. One warm-up run each first."""
+    for fn in fns.values():
+        fn()
+    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        tokens = fn()
-        runs.append((time.perf_counter() - t0, tokens))
-    secs = statistics.median(s for s, _ in runs)
-    return secs, runs[0][1]
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            tokens = fn()
+            runs[name].append((time.perf_counter() - t0, tokens))
+            print(f"  {name}: {tokens} tokens in {runs[name][-1][0]:.2f} s", flush=True)
+    return {k: (statistics.median(s for s, _ in r), r[0][1]) for k, r in runs.items()}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--prompt-len", type=int, default=48)
-    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-hf", action="store_true")
     args = ap.parse_args()
@@ -79,18 +83,15 @@ def main() -> None:
         outs = eng.engine.loop.run_until_complete(eng.engine.tokenizer_manager.generate_request(obj, None).__anext__())
         return sum(len(o["output_ids"]) for o in outs)
 
-    results = {}
     try:
-        # Interleave the two SGLang paths so drift in machine load hits both alike.
-        for name, fn in (("bare-sglang", bare_sglang), ("funrl-sglang", funrl_sglang)):
-            results[name] = _timed(fn, args.repeats)
+        results = _timed({"bare-sglang": bare_sglang, "funrl-sglang": funrl_sglang}, args.repeats)
     finally:
         eng.shutdown()
     if not args.skip_hf:
         from funrl.rollout.hf_engine import HFEngine
 
         hf = HFEngine(folder)
-        results["hf"] = _timed(lambda: hf.generate(embeds, args.n, sp).num_tokens, args.repeats)
+        results.update(_timed({"hf": lambda: hf.generate(embeds, args.n, sp).num_tokens}, args.repeats))
 
     rate = {k: tok / s for k, (s, tok) in results.items()}
     print(f"{'engine':<14}{'tokens':>8}{'seconds':>10}{'tokens/s':>11}{'vs bare':>9}")

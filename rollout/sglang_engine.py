@@ -28,7 +28,9 @@ on CPU in the test suite. What it does with SGLang 0.5.23, and why:
   On CPU both are logged no-ops: in 0.5.23 the scheduler dies on ``torch.cuda.synchronize()``
   there, and the engine's handler then kills the calling process tree.
 - **CPU.** ``SGLANG_USE_CPU_ENGINE=1``, ``attention_backend="torch_native"``, no CUDA graphs, no
-  server warm-up, a small KV cache; PyPI's sgl-kernel is a CUDA build, so where no NVIDIA driver
+  server warm-up, a small KV cache, and ``OMP_NUM_THREADS=cpu_threads`` (1) for SGLang's processes
+  (more OpenMP threads than free cores spin against each other: 25x slower on a shared 2-core
+  machine). PyPI's sgl-kernel is a CUDA build, so where no NVIDIA driver
   is installed a stand-in ``libcuda.so.1`` (``funrl.rollout.cuda_stub``) is built and preloaded.
 
 SGLang starts its scheduler with the ``spawn`` start method: a script that builds this engine
@@ -95,10 +97,16 @@ def engine_kwargs(model_path: str, cfg: SGLangConfig, seed: int = 0) -> dict[str
     return kw
 
 
-def start_sglang(kwargs: dict[str, Any]):
-    """Start ``sglang.Engine(**kwargs)``; on CPU set the env var and the libcuda stand-in first."""
+def start_sglang(kwargs: dict[str, Any], cpu_threads: int | None = None):
+    """Start ``sglang.Engine(**kwargs)``; on CPU set the env var and the libcuda stand-in first.
+
+    ``cpu_threads`` sets ``OMP_NUM_THREADS`` for SGLang's spawned processes only (restored after).
+    """
+    saved = os.environ.get("OMP_NUM_THREADS")
     if kwargs.get("device") == "cpu":
         os.environ["SGLANG_USE_CPU_ENGINE"] = "1"
+        if cpu_threads:
+            os.environ["OMP_NUM_THREADS"] = str(cpu_threads)
         from funrl.rollout.cuda_stub import ensure_cuda_stub
 
         ensure_cuda_stub()
@@ -109,7 +117,13 @@ def start_sglang(kwargs: dict[str, Any]):
             f"sglang is not importable in this Python ({e}). The SGLang engine runs in its own "
             "environment: build it with `bash rollout/sglang_env.sh` and run under the python it prints"
         ) from None
-    return sglang.Engine(**kwargs)
+    try:
+        return sglang.Engine(**kwargs)
+    finally:
+        if saved is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
 
 
 def iter_buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], bucket_bytes: int,
@@ -156,7 +170,7 @@ class SGLangEngine:
         self.device = self.kwargs["device"]
         self.dtype = getattr(torch, self.cfg.dtype) if self.cfg.dtype != "auto" else None
         t0 = time.perf_counter()
-        self.engine = start_sglang(self.kwargs)
+        self.engine = start_sglang(self.kwargs, self.cfg.cpu_threads)
         self.start_s = time.perf_counter() - t0
         self.hidden_size = self.engine.tokenizer_manager.model_config.hidden_size
         self.asleep = False

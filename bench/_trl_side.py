@@ -36,6 +36,43 @@ def text_of_length(tok, base: str, n: int) -> str:
     raise ValueError(f"could not build a text of exactly {n} tokens from {base!r}")
 
 
+# Timed TRL methods (wrapped on the instance, behaviour unchanged) -> phase names in the output.
+# compute_loss runs the policy forward with grad; training_step holds generation, scoring, the
+# reference pass, the loss forward and the backward; the optimizer step is outside it.
+TIMED = {"_generate_single_turn": "generate", "_calculate_rewards": "reward",
+         "_prepare_inputs": "prepare_inputs (generate+score+ref)", "compute_loss": "loss forward",
+         "training_step": "training_step (all but the optimizer step)"}
+
+
+def time_methods(trainer, acc: dict[str, float]) -> None:
+    import functools
+    import torch
+
+    def wrap(name, label, fn):
+        @functools.wraps(fn)
+        def timed(*a, **kw):
+            t = time.time()
+            try:
+                return fn(*a, **kw)
+            finally:
+                acc[label] = acc.get(label, 0.0) + time.time() - t
+        return timed
+
+    for name, label in TIMED.items():
+        setattr(trainer, name, wrap(name, label, getattr(trainer, name)))
+    logps = trainer._get_per_token_logps_and_entropies
+
+    @functools.wraps(logps)
+    def timed_logps(*a, **kw):
+        t = time.time()
+        try:
+            return logps(*a, **kw)
+        finally:
+            label = "logps forward, no grad (ref)" if not torch.is_grad_enabled() else "logps forward, grad"
+            acc[label] = acc.get(label, 0.0) + time.time() - t
+    trainer._get_per_token_logps_and_entropies = timed_logps
+
+
 def main(spec: dict) -> dict:
     import torch
     from datasets import Dataset
@@ -52,13 +89,15 @@ def main(spec: dict) -> dict:
 
     class Timer(TrainerCallback):
         def __init__(self):
-            self.begin, self.end, self.tokens = [], [], []
+            self.begin, self.end, self.tokens, self.phases, self.acc = [], [], [], [], {}
 
         def on_step_begin(self, args, state, control, **kw):
             self.begin.append(time.time())
 
         def on_step_end(self, args, state, control, **kw):
             self.end.append(time.time())
+            self.phases.append(self.acc.copy())
+            self.acc.clear()
 
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "completions/mean_length" in logs:
@@ -86,13 +125,14 @@ def main(spec: dict) -> dict:
     timer = Timer()
     trainer = GRPOTrainer(model=model, reward_funcs=similarity, args=args, train_dataset=Dataset.from_list(rows),
                           processing_class=tok, peft_config=peft_config, callbacks=[timer])
+    time_methods(trainer, timer.acc)
     t0 = time.time()
     trainer.train()
     intervals = [b - a for a, b in zip(timer.end, timer.end[1:])]  # step end to step end
     return {
         "trl_version": __import__("trl").__version__, "torch_version": torch.__version__,
         "train_s": time.time() - t0, "step_span_s": [e - b for b, e in zip(timer.begin, timer.end)],
-        "interval_s": intervals, "tokens_per_step": timer.tokens, "prompt_len_mean": sum(lens) / len(lens),
+        "interval_s": intervals, "phases": timer.phases, "tokens_per_step": timer.tokens, "prompt_len_mean": sum(lens) / len(lens),
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
 

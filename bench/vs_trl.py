@@ -141,8 +141,16 @@ def report(a, prompts: list[dict], results: dict) -> None:
                    "TRL tok/step", "funrl prompt", "TRL prompt"], rows))
     for mode, (f, t) in results.items():
         step = f["interval"]["mean"]
-        print(f"\nfunrl {mode}: mean seconds per steady step by phase ({f['run_dir']}; TRL {t['trl_version']})")
+        print(f"\nfunrl {mode}: mean seconds per steady step by phase ({f['run_dir']})")
         print(C.table(["phase", "s/step", "share"], [[k, v, v / step] for k, v in f["phases"].items()]))
+        trl_step = C.steady(t["interval_s"], max(a.warmup - 1, 0))["mean"]
+        phases: dict[str, list[float]] = {}
+        for row in t["phases"][a.warmup:]:
+            for k, v in row.items():
+                phases.setdefault(k, []).append(v)
+        print(f"TRL {t['trl_version']} {mode}: mean seconds per steady step in timed methods (nested, so they overlap)")
+        print(C.table(["method", "s/step", "share"],
+                      [[k, sum(v) / len(v), sum(v) / len(v) / trl_step] for k, v in phases.items()]))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.funrl-installed
 
-.PHONY: setup test demo validate clean
+.PHONY: setup sglang-env test demo validate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,14 @@ setup: $(STAMP)
 validate: setup
 	$(BIN)/funrl config validate
 
+# The SGLang engine lives in its own env (it pins torch 2.14.1); built once, cached in ~/.cache/funrl.
+sglang-env: setup
+	bash rollout/sglang_env.sh
+
 test: setup
 	$(BIN)/funrl config validate
 	$(BIN)/python -m pytest -q
+	SGLANG_PY=$$(bash rollout/sglang_env.sh | tail -1) && $$SGLANG_PY -m pytest -q -m sglang tests
 
 demo: setup
 	bash examples/demo.sh

@@ -243,10 +243,14 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FunRL
         )
     try:
         obj = OmegaConf.to_object(cfg)
+        for f in dataclasses.fields(obj):  # sections with cross-field checks (e.g. rollout.check)
+            check = getattr(getattr(obj, f.name), "check", None)
+            if callable(check):
+                check()
     except OmegaConfBaseException as e:
         raise _explain(e, lambda k: f"{where_file}:{lines.get(k, '?')}") from None
     except ValueError as e:  # a section's own value check (__post_init__) names its key
-        m = re.search(r"'([\w.]+)'", str(e))
+        m = re.match(r"(\w+\.[\w.]+):", str(e)) or re.search(r"'(\w+\.[\w.]+)'", str(e))
         key = m.group(1) if m else ""
         set_on_cmdline = any(o.split("=", 1)[0].strip() == key for o in overrides)
         where = CMDLINE if set_on_cmdline else f"{where_file}:{lines[key]}" if key in lines else where_file

@@ -58,7 +58,7 @@ class Roles:
 
         self.names: dict[Any, str] = {}
         self.encoder = actor(EncoderWorker, "encoder").remote("encoder0", model, dev, th, prof)
-        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, model, dev, th, prof)
+        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, model, dev, th, prof, cfg.run.seed)
         self.rewarders = [actor(RewardWorker, "reward", i).remote(f"reward{i}", cfg.rewards, 1, prof) for i in range(nrw)]
         self.policy = [
             actor(PolicyActor, "policy", r).remote(f"policy{r}", cfg, r, ws, dev, th, prof) for r in range(ws)

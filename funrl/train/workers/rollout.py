@@ -17,7 +17,7 @@ from funrl.rollout.protocol import RolloutBatch, SamplingParams
 from funrl.train.workers.base import Worker
 
 
-def make_engine(cfg: RolloutConfig, llm_path: Path, device: str):
+def make_engine(cfg: RolloutConfig, llm_path: Path, device: str, seed: int = 0):
     if cfg.engine == "hf":
         from funrl.rollout.hf_engine import HFEngine
 
@@ -25,19 +25,19 @@ def make_engine(cfg: RolloutConfig, llm_path: Path, device: str):
     if cfg.engine == "sglang":
         from funrl.rollout.sglang_engine import SGLangEngine
 
-        return SGLangEngine.from_config(llm_path, cfg.sglang)
+        return SGLangEngine(llm_path, cfg.sglang, seed=seed)
     raise ValueError(f"rollout.engine={cfg.engine!r}: expected 'hf' or 'sglang'")
 
 
 class RolloutWorker(Worker):
     def __init__(self, name: str, cfg: RolloutConfig, model_path: str, device: str = "cpu",
-                 torch_threads: int = 1, profile: bool = True):
+                 torch_threads: int = 1, profile: bool = True, seed: int = 0):
         super().__init__(name, torch_threads, profile)
         from transformers import AutoTokenizer
 
         llm_path = Path(model_path) / "llm"
         self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
-        self.engine = make_engine(cfg, llm_path, device)
+        self.engine = make_engine(cfg, llm_path, device, seed)
         self.temperature = cfg.temperature
         self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
@@ -68,6 +68,8 @@ class RolloutWorker(Worker):
         """Log-probs of given completions under the engine's weights (HF engine; tests, debugging)."""
         from funrl.models.prompt import completion_logprobs
 
+        if not hasattr(self.engine, "model"):
+            raise NotImplementedError(f"score() needs the HF engine's in-process model; {type(self.engine).__name__} has none")
         rows = [embeds[i] for i in prompt_index]
         with torch.inference_mode():
             lp, mask = completion_logprobs(self.engine.model, rows, completions, self.temperature)

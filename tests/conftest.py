@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
         if "sglang" in (config.getoption("markexpr") or "") and "not sglang" not in config.getoption("markexpr"):
             raise pytest.UsageError(
                 "-m sglang needs the SGLang environment: run `$(bash rollout/sglang_env.sh | tail -1) "
-                "-m pytest -q -m sglang tests/rollout` instead of this python"
+                "-m pytest -q -m sglang tests` instead of this python"
             )
         config.hook.pytest_deselected(items=gone)
         items[:] = keep
@@ -34,5 +34,5 @@ def pytest_terminal_summary(terminalreporter):
     if _deselected:
         terminalreporter.write_line(
             f"{len(_deselected)} sglang tests deselected (no sglang in this python); they run under "
-            "the SGLang env: $(bash rollout/sglang_env.sh | tail -1) -m pytest -q -m sglang tests/rollout"
+            "the SGLang env: $(bash rollout/sglang_env.sh | tail -1) -m pytest -q -m sglang tests"
         )

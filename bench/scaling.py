@@ -84,7 +84,12 @@ def grid(a, corpus: Path, model: Path) -> list[dict]:
             out.append({"B": b, "G": g, "rows": b * g, "s_per_step": st["mean"], "p50": st["median"],
                         "tokens": tok["mean"], "ms_per_token": 1000 * st["mean"] / tok["mean"]})
             print(f"  B={b} G={g}: {st['mean']:.3f} s/step ({C.uptime()})", flush=True)
+            save(a, out, [])  # partial results survive an interrupted run
     return out
+
+
+def save(a, cells: list[dict], samples: list[dict]) -> None:
+    (a.out / "scaling.json").write_text(json.dumps({"grid": cells, "rss": samples}, indent=1))
 
 
 def memory(a, corpus: Path, model: Path) -> list[dict]:
@@ -158,7 +163,7 @@ def main() -> None:
         samples = memory(a, corpus, model) if a.rss_steps else []
     finally:
         ray.shutdown()
-    (a.out / "scaling.json").write_text(json.dumps({"grid": cells, "rss": samples}, indent=1))
+    save(a, cells, samples)
     report(a, cells, samples)
     for path in plots(a, cells, samples):
         print(f"wrote {path}")

@@ -28,7 +28,7 @@ class PolicyBatch:
     prompt_index: list[int]  # [N] row -> prompt (prompt-major rows, as the rollout protocol)
     completion_ids: list[torch.Tensor]  # [N] each [T_i] long, the sampled tokens (stop token included)
     advantages: Optional[torch.Tensor] = None  # [N] float, one per row (update only)
-    old_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i] (update only)
+    old_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i]; None in update(): on-policy, π_old = π_θ
     ref_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i] (update with kl_coef > 0)
 
     def __len__(self) -> int:

@@ -45,6 +45,10 @@ class AlgorithmConfig:
     loss_norm_length: Optional[int] = None  # divisor of "seq-mean-token-sum-norm"; None: the rollout's max_new_tokens
 
     # --- log-probabilities
+    # funrl takes one optimizer step per rollout, so π_old is the policy before that step and its
+    # log-probs equal the update's own (detached), as TRL does when on-policy. True runs a separate
+    # no-grad pass instead (verl's behaviour; needed only if a rollout fed several updates).
+    recompute_old_logprobs: bool = False
     temperature: float = 1.0  # the rollout sampling temperature; policy log-probs use logits / temperature
 
     def __post_init__(self) -> None:

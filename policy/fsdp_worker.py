@@ -217,14 +217,17 @@ class PolicyWorker:
 
     def _check_update_batch(self, batch: PolicyBatch) -> None:
         batch.validate()
-        if batch.advantages is None or batch.old_logprobs is None:
-            raise ValueError("update() needs PolicyBatch.advantages and .old_logprobs (from compute_logprobs(batch, 'old') or the rollout)")
+        if batch.advantages is None:
+            raise ValueError("update() needs PolicyBatch.advantages")
         if self.algo.kl_coef > 0 and batch.ref_logprobs is None:
             raise ValueError("algorithm.kl_coef > 0: update() needs PolicyBatch.ref_logprobs (compute_logprobs(batch, 'ref'))")
 
     def _micro_loss(self, batch, rows, logp, entropy, mask, g_tokens, g_seqs, max_response_length):
         width = mask.shape[1]
-        old = pad_right([batch.old_logprobs[i].float() for i in rows], width).to(self.device)  # [n, T]
+        if batch.old_logprobs is None:  # on-policy: one optimizer step per rollout, so π_old = π_θ here
+            old = logp.detach()  # [n, T]
+        else:
+            old = pad_right([batch.old_logprobs[i].float() for i in rows], width).to(self.device)  # [n, T]
         ref = None
         if batch.ref_logprobs is not None and self.algo.kl_coef > 0:
             ref = pad_right([batch.ref_logprobs[i].float() for i in rows], width).to(self.device)  # [n, T]

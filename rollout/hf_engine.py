@@ -92,6 +92,8 @@ class HFEngine:
             return self.model
         from transformers import AutoModelForCausalLM
 
+        if self.state is not None:  # the weights of record are in memory: build, then wake() copies them in
+            return AutoModelForCausalLM.from_config(self.config, dtype=self.dtype).to(self.device).eval()
         m = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
         return m.to(self.device).eval()
 

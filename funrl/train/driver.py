@@ -8,7 +8,8 @@ Where funrl departs from the report (§4.2.4): the report's FunRL keeps the audi
 GPU between phases; here the encoder role sleeps like the others, so exactly one role holds a
 device at a time and its switch cost is visible in the trace. Old log-probs are recomputed by the
 policy (not taken from the rollout engine) so the importance ratio is exact even when the engine
-runs in bf16; the engine's log-probs are kept as a metric of the mismatch.
+runs in bf16; with one optimizer step per rollout they are the update's own detached log-probs
+(``algorithm.recompute_old_logprobs=true`` runs verl's separate no-grad pass instead).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Trainer:
                 upd = self.update(step, embeds, rollout, adv, rows_kept)  # policy role → Eq. 2–3
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
-            self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
+                self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
 
     # ------------------------------------------------------------------ phases
 
@@ -140,8 +141,9 @@ class Trainer:
         if not rows:  # every group had equal rewards and filtering is on: nothing to learn from
             return {"update_skipped": 1.0}
         with self.roles.own("policy", step, self.prof):
-            with self.phase("logprob_old", step=step):
-                self.roles.policy_logprobs(step, embeds, rollout, rows, "old")
+            if self.cfg.algorithm.recompute_old_logprobs:
+                with self.phase("logprob_old", step=step):
+                    self.roles.policy_logprobs(step, embeds, rollout, rows, "old")
             if self.cfg.algorithm.kl_coef > 0:
                 with self.phase("logprob_ref", step=step):
                     self.roles.policy_logprobs(step, embeds, rollout, rows, "ref")
@@ -203,8 +205,7 @@ class Trainer:
             m["wer"] = 1.0 - float(np.mean(vals)) if vals else float("nan")
         self.metrics.log(step, m)
         self._phase = {}
-        self.prof.add(self.roles.drain_spans())
-        self.prof.flush()
+        self.prof.add(self.roles.drain_spans())  # written when the step closes
 
     def finish(self) -> Path:
         from funrl.profiling.report import print_report

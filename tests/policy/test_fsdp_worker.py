@@ -148,6 +148,13 @@ def one_rank(two_ranks, tmp_path_factory) -> dict:
         res["mb1_checkpointing"] = m.model.hf_model().is_activation_checkpointing
         res["mb1_metrics"] = run_step(m, list(range(8)), steps=2)
         res["mb1_after"] = full_params(m)
+        # on-policy shortcut: old log-probs = the update's own, detached (no separate pass)
+        for shortcut in (False, True):
+            v = PolicyWorker(policy_cfg(1), ALGO, tiny_llm())
+            batch = make_batch()
+            batch.ref_logprobs = v.compute_logprobs(batch, "ref")
+            batch.old_logprobs = None if shortcut else v.compute_logprobs(batch, "old")
+            res[f"onpolicy_{shortcut}"] = (v.update(batch), full_params(v))
     finally:
         w.close()
     return res
@@ -224,6 +231,15 @@ def test_checkpoint_restore_reproduces_the_next_update_exactly(two_ranks):
     for n in a:
         assert torch.equal(a[n], b[n]), n
     assert two_ranks["ckpt_next_a"] == two_ranks["ckpt_next_b"]  # every metric, lr and step included
+
+
+def test_on_policy_old_logprobs_shortcut_equals_a_separate_pass(one_rank):
+    (m_pass, p_pass), (m_short, p_short) = one_rank["onpolicy_False"], one_rank["onpolicy_True"]
+    assert m_short["ratio_mean"] == 1.0 and m_short["clip_frac_low"] == 0.0  # exactly on-policy
+    assert m_pass["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
+    for k in ("loss", "pg_loss", "kl_ref", "grad_norm"):
+        assert m_short[k] == pytest.approx(m_pass[k], rel=1e-4, abs=1e-6), k
+    _assert_close_dicts(p_short, p_pass)
 
 
 def test_bad_config_and_batch_errors_name_the_key_and_row():

@@ -35,6 +35,7 @@ def config(tmp_path, corpus, model, **extra):
         "policy.optim.warmup_steps": 0,
         "checkpoint.every": 0,
         "cluster.num_cpus": 4,
+        "algorithm.recompute_old_logprobs": True,  # cover verl's separate old pass here
         **extra,
     }
     return load_config(None, [f"{k}={v}" for k, v in overrides.items()])

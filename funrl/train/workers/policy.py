@@ -55,14 +55,13 @@ class PolicyActor(Worker):
         if adv is not None:
             b.advantages = adv[idx].float()
         if with_cache:
-            b.old_logprobs = [self.cache["old"][i] for i in idx]
+            if "old" in self.cache:
+                b.old_logprobs = [self.cache["old"][i] for i in idx]
             if "ref" in self.cache:
                 b.ref_logprobs = [self.cache["ref"][i] for i in idx]
         return b
 
     def compute_logprobs(self, step: int, embeds, rollout, idx: list[int], which: str) -> None:
-        if which == "old":
-            self.cache = {}
         with self.rec.span(f"logprob_{which}", step=step) as s:
             lps = self.worker.compute_logprobs(self._batch(embeds, rollout, idx), which)
             s.args["tokens"] = sum(len(rollout.token_ids[i]) for i in idx)

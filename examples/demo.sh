@@ -26,7 +26,7 @@ $BIN/funrl eval --model "$WARM" --manifest "$DATA/test.jsonl" --output "$OUT/eva
 
 echo "== 3/4 GRPO from the warm start (funrl train examples/tiny_asr_grpo.yaml)"
 $BIN/funrl train examples/tiny_asr_grpo.yaml run.output_dir="$OUT" run.name=grpo \
-  data.train_manifest="$DATA/train.jsonl" model.path="$WARM" ${STEPS:+train.steps=$STEPS}
+  data.train_manifest="$DATA/dev.jsonl" model.path="$WARM" ${STEPS:+train.steps=$STEPS}
 
 echo "== 4/4 evaluating the GRPO policy on the same test split"
 $BIN/funrl eval --model "$OUT/grpo/model" --manifest "$DATA/test.jsonl" --output "$OUT/eval_grpo.json" --bootstrap 1000

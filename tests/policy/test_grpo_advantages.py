@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-import reference_grpo as ref
+from tests.policy import reference_grpo as ref
 import torch
 
 from funrl.policy.advantages import group_advantages, group_index_from_size, zero_variance_keep_mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-import reference_grpo as ref
+from tests.policy import reference_grpo as ref
 import torch
 
 from funrl.policy.logprobs import token_logprobs

@@ -7,7 +7,7 @@ import dataclasses
 import math
 
 import pytest
-import reference_grpo as ref
+from tests.policy import reference_grpo as ref
 import torch
 
 from funrl.policy.config import AlgorithmConfig

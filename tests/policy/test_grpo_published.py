@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_grpo_loss import random_batch
+from tests.policy.test_grpo_loss import random_batch
 
 from funrl.policy.advantages import group_advantages
 from funrl.policy.config import AlgorithmConfig

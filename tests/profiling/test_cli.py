@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from funrl.cli import main
-from prof_synthetic import write_run
+from tests.profiling.prof_synthetic import write_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -9,7 +9,7 @@ import pytest
 from funrl.profiling import load_records
 from funrl.profiling.report import OVERHEAD, build_report, percentile, print_report, union_length
 from funrl.profiling.trace import build_trace
-from prof_synthetic import T, records, write_run
+from tests.profiling.prof_synthetic import T, records, write_run
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ import pytest
 
 from funrl.profiling import load_records
 from funrl.profiling.outputs import write_outputs
-from prof_synthetic import write_run
+from tests.profiling.prof_synthetic import write_run
 
 # Trace Event Format: required fields and their types per phase type used here.
 COMMON = {"name": str, "ph": str, "pid": int}

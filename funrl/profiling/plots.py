@@ -56,7 +56,7 @@ def plot_pie(report: dict, path: str | Path) -> Path:
     ax.text(0, -0.14, f"{report['steps']} steps, {_seconds(st['mean'])}/step", ha="center", va="center", fontsize=9)
     ax.legend(wedges, [f"{lab}  {_seconds(v)}  ({100 * v / total:.1f}%)" for lab, (_, v) in zip(labels, items)],
               loc="center left", bbox_to_anchor=(1.12, 0.5), fontsize=9, frameon=False)
-    ax.set_title("RL time by phase", fontsize=12, weight="bold")
+    ax.set_title("RL time by phase", fontsize=12, weight="bold", pad=28)
     ax.axis("equal")
     fig.tight_layout()
     return _save(fig, plt, path)

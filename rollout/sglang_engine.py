@@ -132,21 +132,16 @@ def iter_buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], bucket_bytes
 
     Floating-point tensors are cast to ``dtype`` (the engine's) first, so sizes are what is sent.
     """
-    bucket: list[tuple[str, torch.Tensor]] = []
-    size = 0
-    for name, t in named_tensors:
-        t = t.detach()
-        if dtype is not None and t.is_floating_point():
-            t = t.to(dtype)
-        t = t.contiguous()
-        nbytes = t.numel() * t.element_size()
-        if bucket and size + nbytes > bucket_bytes:
-            yield bucket
-            bucket, size = [], 0
-        bucket.append((name, t))
-        size += nbytes
-    if bucket:
-        yield bucket
+    from funrl.policy.weights import buckets
+
+    def cast() -> Iterator[tuple[str, torch.Tensor]]:
+        for name, t in named_tensors:
+            t = t.detach()
+            if dtype is not None and t.is_floating_point():
+                t = t.to(dtype)
+            yield name, t.contiguous()
+
+    yield from buckets(cast(), bucket_bytes)
 
 
 class SGLangEngine:

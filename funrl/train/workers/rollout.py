@@ -69,7 +69,7 @@ class RolloutWorker(Worker):
         from funrl.models.prompt import completion_logprobs
 
         if not hasattr(self.engine, "model"):
-            raise NotImplementedError(f"score() needs the HF engine's in-process model; {type(self.engine).__name__} has none")
+            raise RuntimeError(f"score() needs the HF engine's in-process model; {type(self.engine).__name__} has none")
         rows = [embeds[i] for i in prompt_index]
         with torch.inference_mode():
             lp, mask = completion_logprobs(self.engine.model, rows, completions, self.temperature)

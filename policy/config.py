@@ -126,6 +126,7 @@ class PolicyConfig:
     micro_batch_size: int = 4  # sequences per forward/backward on one rank (gradient accumulation)
     logprob_micro_batch_size: int = 8  # sequences per no-grad forward for old/ref log-probs
     gradient_checkpointing: bool = False
+    share_prompt: bool = True  # feed each prompt once per micro-batch for all its samples (funrl.policy.batch)
     param_dtype: str = "float32"  # compute dtype of the FSDP2 all-gathered params; masters stay fp32
     reshard_after_forward: bool = True  # FSDP2: free gathered layer params after forward (ZeRO-3)
     seed: int = 0  # LoRA initialisation and dropout RNG (rank r uses seed + r for dropout)

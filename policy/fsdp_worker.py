@@ -6,6 +6,9 @@ decoder layer and then at the root; AdamW over the trainable parameters; a warm-
 cosine LR schedule. The reference policy is the same model with the adapter disabled under LoRA,
 else a frozen, separately sharded copy (built only when ``algorithm.kl_coef > 0``).
 
+With ``policy.share_prompt`` (the default) a micro-batch feeds each prompt once for all its rows
+(:func:`funrl.policy.batch.build_shared_inputs`); off, each row carries its own copy.
+
 The prompt side (audio encoder, adaptor, chat template) is frozen: the policy consumes cached
 prompt embeddings (see :mod:`funrl.policy.batch` for the batch format and the teacher-forcing
 layout), as the issue's default. Training the adaptor or encoder inside the policy is not built.
@@ -34,7 +37,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-from funrl.policy.batch import PolicyBatch, build_inputs, pad_right
+from funrl.policy.batch import PolicyBatch, build_inputs, build_shared_inputs, pad_right
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.policy.logprobs import token_logprobs
 from funrl.policy.loss import compute_grpo_loss
@@ -51,9 +54,10 @@ class CompletionLM(nn.Module):
     Qwen3/Llama/Qwen2; not for models that post-process logits such as Gemma's soft-capping).
     """
 
-    def __init__(self, llm: nn.Module):
+    def __init__(self, llm: nn.Module, share_prompt: bool = True):
         super().__init__()
         self.llm = llm
+        self.share_prompt = share_prompt  # one segment per prompt (funrl.policy.batch.build_shared_inputs)
 
     def hf_model(self) -> nn.Module:
         """The plain transformers causal LM (inside the peft wrapper when LoRA is on)."""
@@ -61,17 +65,24 @@ class CompletionLM(nn.Module):
 
     def forward(self, prompt_embeds, prompt_index, completion_ids, temperature: float = 1.0, with_entropy: bool = False):
         hf = self.hf_model()
-        x = build_inputs(prompt_embeds, prompt_index, completion_ids, hf.get_input_embeddings())
-        inputs = x["inputs_embeds"]  # [N, S, H]
+        build = build_shared_inputs if self.share_prompt else build_inputs
+        x = build(prompt_embeds, prompt_index, completion_ids, hf.get_input_embeddings())
+        inputs = x["inputs_embeds"]  # [G, S, H] segments (shared) or [N, S, H] rows
         if torch.is_grad_enabled() and not inputs.requires_grad:
             # Without a grad-requiring input, layer 0's FSDP2 post-backward hook never fires and its
             # reduce-scatter runs in the root's final callback instead; when that differs between ranks
             # (frozen embeddings, or micro-batches whose completions are all 1 token) the collectives
             # mismatch. A grad-requiring input keeps the order the same everywhere.
             inputs = inputs.requires_grad_()
-        hidden = hf.base_model(inputs_embeds=inputs, attention_mask=x["attention_mask"]).last_hidden_state  # [N, S, H]
-        index = x["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # [N, T, H]
-        logits = hf.get_output_embeddings()(hidden.gather(1, index))  # [N, T, V]
+        if self.share_prompt:
+            hidden = hf.base_model(inputs_embeds=inputs, attention_mask=x["attention_mask"],
+                                   position_ids=x["position_ids"]).last_hidden_state  # [G, S, H]
+            picked = hidden.reshape(-1, hidden.shape[-1])[x["flat_positions"]]  # [N, T, H]
+        else:
+            hidden = hf.base_model(inputs_embeds=inputs, attention_mask=x["attention_mask"]).last_hidden_state  # [N, S, H]
+            index = x["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # [N, T, H]
+            picked = hidden.gather(1, index)
+        logits = hf.get_output_embeddings()(picked)  # [N, T, V]
         logp, entropy = token_logprobs(logits, x["labels"], temperature=temperature, with_entropy=with_entropy)  # [N, T]
         return logp.clone(), entropy, x["mask"]  # clone: FSDP2 warns about returning views
 
@@ -104,11 +115,11 @@ class PolicyWorker:
         llm = _load_llm(llm).to(dtype=torch.float32)
         ref = copy.deepcopy(llm).requires_grad_(False) if not cfg.lora.enabled and algorithm.kl_coef > 0 else None
         torch.manual_seed(cfg.seed)  # the LoRA A init; rank 0's copy is broadcast below anyway
-        self.model = CompletionLM(_with_lora(llm, cfg) if cfg.lora.enabled else llm.requires_grad_(True))
+        self.model = CompletionLM(_with_lora(llm, cfg) if cfg.lora.enabled else llm.requires_grad_(True), cfg.share_prompt)
         if cfg.gradient_checkpointing:
             _enable_checkpointing(self.model.hf_model())
         self._shard(self.model)
-        self.ref = self._shard(CompletionLM(ref).eval()) if ref is not None else None
+        self.ref = self._shard(CompletionLM(ref, cfg.share_prompt).eval()) if ref is not None else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         opt = cfg.optim
         self.optim = torch.optim.AdamW(self.params, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps, weight_decay=opt.weight_decay)

@@ -50,10 +50,11 @@ def old_noise() -> list[torch.Tensor]:
 
 
 def policy_cfg(
-    world: int, *, lora: bool = True, mbs: int = 2, dropout: float = 0.0, gc: bool = False, warmup: int = 0
+    world: int, *, lora: bool = True, mbs: int = 2, dropout: float = 0.0, gc: bool = False, warmup: int = 0,
+    share: bool = True,
 ) -> PolicyConfig:
     return PolicyConfig(
-        world_size=world, micro_batch_size=mbs, logprob_micro_batch_size=3, gradient_checkpointing=gc,
+        world_size=world, micro_batch_size=mbs, logprob_micro_batch_size=3, gradient_checkpointing=gc, share_prompt=share,
         lora=LoraSettings(enabled=lora, r=4, alpha=8.0, dropout=dropout, target_modules=["q_proj", "v_proj", "down_proj"]),
         optim=OptimSettings(lr=1e-2, max_grad_norm=0.05, warmup_steps=warmup, schedule="cosine", total_steps=10),
     )
@@ -148,6 +149,11 @@ def one_rank(two_ranks, tmp_path_factory) -> dict:
         res["mb1_checkpointing"] = m.model.hf_model().is_activation_checkpointing
         res["mb1_metrics"] = run_step(m, list(range(8)), steps=2)
         res["mb1_after"] = full_params(m)
+        # one row per prompt copy (share_prompt off) vs the default shared segments, micro-batches of 4
+        for share in (False, True):
+            u = PolicyWorker(policy_cfg(1, mbs=4, share=share), ALGO, tiny_llm())
+            res[f"share_{share}"] = (run_step(u, list(range(8)), steps=2), full_params(u),
+                                     u.compute_logprobs(make_batch(), "old"))
         # on-policy shortcut: old log-probs = the update's own, detached (no separate pass)
         for shortcut in (False, True):
             v = PolicyWorker(policy_cfg(1), ALGO, tiny_llm())
@@ -186,6 +192,16 @@ def test_micro_batch_count_and_checkpointing_do_not_change_the_update(one_rank):
         assert ma["loss"] == pytest.approx(mb["loss"], abs=1e-6)
         assert ma["grad_norm"] == pytest.approx(mb["grad_norm"], abs=1e-6)  # Adam would hide a uniform scale
     _assert_close_dicts(one_rank["after"], one_rank["mb1_after"])
+
+
+def test_shared_prompt_segments_give_the_same_update_as_one_row_per_sample(one_rank):
+    (m_rows, p_rows, lp_rows), (m_seg, p_seg, lp_seg) = one_rank["share_False"], one_rank["share_True"]
+    for a, b in zip(m_rows, m_seg):
+        for k in ("loss", "pg_loss", "kl_loss", "grad_norm", "entropy"):
+            assert a[k] == pytest.approx(b[k], abs=1e-6), k
+    _assert_close_dicts(p_rows, p_seg)
+    for a, b in zip(lp_rows, lp_seg):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
 
 
 def test_lora_trains_only_the_adapter_and_ref_is_the_base_model(two_ranks):

@@ -15,9 +15,9 @@ take turns; TRL: its one process); fp32 on CPU.
 
 What differs, by design of each tool (and is part of what is measured): funrl encodes audio into
 prompt embeddings each step (TRL tokenizes text); funrl runs on Ray, every phase is an actor call
-with the device granted to one role at a time (wake/sleep; on CPU the HF rollout engine drops
-its module on sleep and rebuilds it on wake), and it always recomputes old log-probs on the
-policy, then pushes merged weights to the rollout engine; TRL generates with the policy module
+with the device granted to one role at a time (wake/sleep, which on CPU only record the grant),
+it shares each prompt across its G samples (one prefill in the rollout, one segment per prompt
+in the policy's passes), then pushes merged weights to the rollout engine; TRL generates with the policy module
 itself (HF ``generate``, vLLM off), and skips the old-log-prob pass when on-policy
 (``num_iterations=1``). Rewards: funrl's built-in reward actors vs a character-similarity
 function in TRL (milliseconds on both sides).

@@ -1,6 +1,6 @@
 """Generation from prompt embeddings: greedy or sampled, ``n`` samples per prompt, KV-cached.
 
-Our own decoding loop over a transformers causal LM (``past_key_values``), rather than
+Our own decoding loop over a transformers causal LM, rather than
 ``generate(inputs_embeds=...)``, so the returned log-probabilities are exactly the rollout
 protocol's (``funrl.rollout.protocol``): ``log_softmax(logits / temperature)`` of the sampled token
 before top-p/top-k truncation, raw logits when greedy (temperature 0). Prompts are left-padded with
@@ -13,6 +13,7 @@ ended it (``finish_reason`` ``stop``), otherwise it has ``max_new_tokens`` token
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import torch
@@ -42,26 +43,55 @@ def _sample(scaled: torch.Tensor, sampling: SamplingParams, gen: torch.Generator
     return torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [N]
 
 
-def _cache_kwargs(llm, out) -> dict:
-    """The KV cache of ``out`` as the keyword this transformers version takes.
+class _HFDecoder:
+    """The transformers forward with its own KV cache: the fallback of :class:`KVDecoder`."""
 
-    transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name warns, and goes in 5.40).
-    """
-    cache = getattr(out, "cache", None)
-    if cache is not None:
-        return {"cache": cache}
-    return {"past_key_values": out.past_key_values}
+    def __init__(self, llm):
+        self.llm, self.cache, self.attn = llm, None, None
+        self.key = "cache" if "cache" in inspect.signature(llm.forward).parameters else "past_key_values"
+
+    def prefill(self, inputs, valid, position_ids):  # [P, L, H], [P, L], [P, L] -> [P, V]
+        self.attn = valid.long()
+        out = self.llm(inputs_embeds=inputs, attention_mask=self.attn, position_ids=position_ids, use_cache=True,
+                       logits_to_keep=1)
+        self.cache = getattr(out, "cache", None) or out.past_key_values  # transformers 5.2x renamed it
+        return out.logits[:, -1].float()
+
+    def expand(self, n):
+        self.cache.batch_repeat_interleave(n)
+        self.attn = self.attn.repeat_interleave(n, dim=0)
+
+    def step(self, inputs, position_ids):  # [N, 1, H], [N, 1] -> [N, V]
+        self.attn = torch.cat([self.attn, self.attn.new_ones(self.attn.shape[0], 1)], dim=1)
+        out = self.llm(inputs_embeds=inputs, attention_mask=self.attn, position_ids=position_ids, use_cache=True,
+                       **{self.key: self.cache})
+        return out.logits[:, -1].float()
+
+
+def _decoder(llm, capacity: int, lean: bool | None):
+    """The lean :class:`KVDecoder` where it runs this model (``lean=None``: when supported)."""
+    from funrl.models.fast_decode import KVDecoder, unsupported
+
+    if lean is None:
+        lean = unsupported(llm) is None
+    return KVDecoder(llm, capacity) if lean else _HFDecoder(llm)
 
 
 @torch.inference_mode()
-def generate(model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams) -> RolloutBatch:
-    """``n`` completions for each ``[L_i, H]`` prompt (an AudioLLM or its ``llm``)."""
+def generate(
+    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None
+) -> RolloutBatch:
+    """``n`` completions for each ``[L_i, H]`` prompt (an AudioLLM or its ``llm``).
+
+    Each prompt is prefilled once and its KV cache repeated for its ``n`` samples. ``lean``: use
+    :class:`funrl.models.fast_decode.KVDecoder` (True), the transformers forward (False), or the
+    first where it supports the model (None).
+    """
     llm = getattr(model_or_llm, "llm", model_or_llm)
     embed = llm.get_input_embeddings()
     device, dtype = embed.weight.device, embed.weight.dtype
-    rows = [e for e in prompt_embeds for _ in range(n)]
     prompt_index = [i for i in range(len(prompt_embeds)) for _ in range(n)]
-    if not rows:
+    if not prompt_index:
         return RolloutBatch([], [], [], [])
     stop = _stop_ids(llm, sampling)
     greedy = not sampling.temperature or sampling.temperature <= 0
@@ -69,39 +99,38 @@ def generate(model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampli
     if sampling.seed is not None:
         gen = torch.Generator(device=device).manual_seed(int(sampling.seed))
 
-    p_max = max(int(e.shape[0]) for e in rows)
-    inputs = torch.stack([torch.cat([e.new_zeros(p_max - e.shape[0], e.shape[1]), e]) for e in rows]).to(dtype)
-    attn = torch.stack(
-        [torch.arange(p_max, device=device) >= p_max - int(e.shape[0]) for e in rows]
-    ).long()  # [N, P]
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [N, P]
-    out = llm(inputs_embeds=inputs, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1)
-    num = len(rows)
-    tokens: list[list[int]] = [[] for _ in range(num)]
-    logps: list[list[float]] = [[] for _ in range(num)]
+    p_max = max(int(e.shape[0]) for e in prompt_embeds)
+    inputs = torch.stack([torch.cat([e.new_zeros(p_max - e.shape[0], e.shape[1]), e]) for e in prompt_embeds]).to(dtype)
+    valid = torch.stack([torch.arange(p_max, device=device) >= p_max - int(e.shape[0]) for e in prompt_embeds])  # [P, L]
+    pos = (valid.long().cumsum(-1) - 1).clamp(min=0)  # [P, L]
+    dec = _decoder(llm, p_max + sampling.max_new_tokens, lean)
+    logits = dec.prefill(inputs, valid, pos).repeat_interleave(n, dim=0)  # [N, V]
+    dec.expand(n)
+    num, steps = len(prompt_index), sampling.max_new_tokens
+    tokens = torch.zeros(num, steps, dtype=torch.long)  # [N, max_new]
+    logps = torch.zeros(num, steps)
+    lengths = torch.full((num,), steps, dtype=torch.long)  # tokens kept per row (up to and with its stop)
     done = torch.zeros(num, dtype=torch.bool, device=device)
     stop_t = torch.tensor(sorted(stop), device=device)
-    next_pos = pos[:, -1:] + 1  # [N, 1]
-    for _ in range(sampling.max_new_tokens):
-        logits = out.logits[:, -1].float()  # [N, V]
-        scaled = logits if greedy else logits / sampling.temperature
-        logp = torch.log_softmax(scaled, dim=-1)
+    next_pos = pos[:, -1:].repeat_interleave(n, dim=0) + 1  # [N, 1]
+    for t in range(steps):
+        scaled = logits if greedy else logits / sampling.temperature  # [N, V]
         tok = logits.argmax(-1) if greedy else _sample(scaled, sampling, gen)  # [N]
-        tok_lp = logp.gather(-1, tok[:, None]).squeeze(-1)
-        for i in torch.nonzero(~done).flatten().tolist():
-            tokens[i].append(int(tok[i]))
-            logps[i].append(float(tok_lp[i]))
-        done |= torch.isin(tok, stop_t)
-        if bool(done.all()):
+        tokens[:, t] = tok.cpu()
+        logps[:, t] = (scaled.gather(-1, tok[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)).cpu()
+        stopped = torch.isin(tok, stop_t) & ~done
+        lengths[stopped.cpu()] = t + 1
+        done |= stopped
+        if bool(done.all()) or t + 1 == steps:
             break
-        attn = torch.cat([attn, attn.new_ones(num, 1)], dim=1)
-        out = llm(
-            inputs_embeds=embed(tok[:, None]), attention_mask=attn, position_ids=next_pos,
-            use_cache=True, **_cache_kwargs(llm, out),
-        )
+        logits = dec.step(embed(tok[:, None]), next_pos)
         next_pos = next_pos + 1
-    reasons = ["stop" if t and t[-1] in stop else "length" for t in tokens]
-    return RolloutBatch(tokens, logps, reasons, prompt_index, meta={"engine": "funrl.models.generation"})
+    rows_t, rows_lp, reasons = [], [], []
+    for i, k in enumerate(lengths.tolist()):
+        rows_t.append(tokens[i, :k].tolist())
+        rows_lp.append(logps[i, :k].tolist())
+        reasons.append("stop" if k and rows_t[-1][-1] in stop else "length")
+    return RolloutBatch(rows_t, rows_lp, reasons, prompt_index, meta={"engine": "funrl.models.generation"})
 
 
 def decode(tokenizer, token_ids: Sequence[Sequence[int]]) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
 from funrl.models.generation import generate
 from funrl.models.prompt import build_prompt_embeds, completion_logprobs, pack_completions
@@ -25,10 +27,11 @@ def _full_logits(model, prompts, completions):
     return logits[:, p - 1 : -1], tmask
 
 
-def test_greedy_tokens_are_argmax_of_full_forward_and_logprobs_match(tiny):
+@pytest.mark.parametrize("lean", [True, False], ids=["kv_decoder", "transformers"])
+def test_greedy_tokens_are_argmax_of_full_forward_and_logprobs_match(tiny, lean):
     model, tok = tiny
     prompts = _prompts(model, tok)
-    out = generate(model, prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=6, stop_token_ids=[-1]))
+    out = generate(model, prompts, 1, SamplingParams(temperature=0.0, max_new_tokens=6, stop_token_ids=[-1]), lean=lean)
     assert [len(t) for t in out.token_ids] == [6, 6, 6] and out.finish_reasons == ["length"] * 3
     logits, mask = _full_logits(model, prompts, out.token_ids)
     assert torch.equal(logits.argmax(-1), torch.tensor(out.token_ids))
@@ -36,11 +39,12 @@ def test_greedy_tokens_are_argmax_of_full_forward_and_logprobs_match(tiny):
     torch.testing.assert_close(torch.tensor(out.logprobs), ref, rtol=0, atol=2e-5)
 
 
-def test_sampled_logprobs_are_tempered_untruncated_and_prompt_major(tiny):
+@pytest.mark.parametrize("lean", [True, False], ids=["kv_decoder", "transformers"])
+def test_sampled_logprobs_are_tempered_untruncated_and_prompt_major(tiny, lean):
     model, tok = tiny
     prompts = _prompts(model, tok)
     sp = SamplingParams(temperature=0.7, top_k=5, max_new_tokens=5, stop_token_ids=[-1], seed=3)
-    out = generate(model, prompts, 4, sp)
+    out = generate(model, prompts, 4, sp, lean=lean)
     assert out.prompt_index == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]
     rows = [prompts[i] for i in out.prompt_index]
     logits, _ = _full_logits(model, rows, out.token_ids)
@@ -52,7 +56,7 @@ def test_sampled_logprobs_are_tempered_untruncated_and_prompt_major(tiny):
     torch.testing.assert_close(torch.tensor(out.logprobs), ref, rtol=0, atol=2e-5)
     lp, mask = completion_logprobs(model, rows, out.token_ids, temperature=0.7)
     torch.testing.assert_close(lp.detach(), ref, rtol=0, atol=2e-5)
-    assert generate(model, prompts, 4, sp).token_ids == out.token_ids  # seeded: reproducible
+    assert generate(model, prompts, 4, sp, lean=lean).token_ids == out.token_ids  # seeded: reproducible
     assert len({tuple(t) for t in out.token_ids}) > 3  # and actually sampled
 
 
@@ -79,3 +83,33 @@ def test_completion_logprobs_do_not_depend_on_batch_padding(tiny):
         alone, _ = completion_logprobs(model, prompts[i : i + 1], comps[i : i + 1])
         torch.testing.assert_close(batch[i, : len(comps[i])], alone[0], rtol=0, atol=2e-5)
     assert torch.all(batch[~mask] == 0)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+def test_kv_decoder_matches_the_transformers_forward_on_other_decoders(family):
+    """Llama (no q/k norm) and Qwen2 (q/k/v biases) through both paths: same tokens, same log-probs."""
+    torch.manual_seed(0)
+    kw = dict(vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+              num_key_value_heads=2, max_position_embeddings=64)
+    llm = (LlamaForCausalLM(LlamaConfig(**kw)) if family == "llama" else Qwen2ForCausalLM(Qwen2Config(**kw))).eval()
+    if family == "qwen2":
+        assert llm.model.layers[0].self_attn.q_proj.bias is not None
+    g = torch.Generator().manual_seed(1)
+    prompts = [torch.randn(n, 32, generator=g) for n in (3, 7)]
+    sp = SamplingParams(temperature=1.0, max_new_tokens=6, stop_token_ids=[-1], seed=5)
+    lean, ref = generate(llm, prompts, 3, sp, lean=True), generate(llm, prompts, 3, sp, lean=False)
+    assert lean.token_ids == ref.token_ids
+    torch.testing.assert_close(torch.tensor(lean.logprobs), torch.tensor(ref.logprobs), rtol=0, atol=2e-5)
+
+
+def test_kv_decoder_says_why_it_cannot_run_a_model():
+    from funrl.models.fast_decode import KVDecoder, unsupported
+
+    cfg = Qwen3MoeConfig(vocab_size=61, hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_experts=2,
+                         num_experts_per_tok=1, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
+    moe = Qwen3MoeForCausalLM(cfg).eval()
+    assert "Qwen3MoeForCausalLM is not one of" in unsupported(moe)
+    with pytest.raises(ValueError, match="KVDecoder cannot run this model: Qwen3MoeForCausalLM"):
+        KVDecoder(moe, 8)
+    out = generate(moe, [torch.randn(2, 32)], 2, SamplingParams(temperature=0.0, max_new_tokens=3, stop_token_ids=[-1]))
+    assert [len(t) for t in out.token_ids] == [3, 3]  # the transformers fallback ran it

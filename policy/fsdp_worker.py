@@ -122,7 +122,9 @@ class PolicyWorker:
         self.ref = self._shard(CompletionLM(ref, cfg.share_prompt).eval()) if ref is not None else None
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         opt = cfg.optim
-        self.optim = torch.optim.AdamW(self.params, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps, weight_decay=opt.weight_decay)
+        impl = {"fused": True} if opt.fused else {"foreach": True}
+        self.optim = torch.optim.AdamW(self.params, lr=opt.lr, betas=tuple(opt.betas), eps=opt.eps,
+                                       weight_decay=opt.weight_decay, **impl)
         self.scheduler = _lr_schedule(self.optim, cfg)
         self.step = 0  # optimizer steps taken
         torch.manual_seed(cfg.seed + 1 + rank)  # dropout RNG, distinct per rank

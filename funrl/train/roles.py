@@ -7,7 +7,9 @@ group: gloo on CPU, NCCL on GPU) and ``rewards.num_workers`` reward actors.
 Device ownership: the GPU roles share the devices (colocated). ``own(role)`` wakes the role's
 actors, grants the device to that role for the phase (the grant goes into the trace), and puts
 them to sleep afterwards, so exactly one role holds the device at a time. The weight sync is its
-own holder: the policy (sending) and the rollout engine (receiving) both wake for it.
+own holder: the policy (sending) and the rollout engine (receiving) both wake for it. On a
+CPU-only run there is nothing to hand over: the grants are recorded, the wake/sleep calls skipped
+(``cluster.switch_on_cpu=true`` makes them anyway; the tests do).
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ class Roles:
         self.wait_all([a.ping.remote() for a in self.names])
         addr = self.call(self.policy[0].rendezvous.remote())
         self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
-        self.asleep_all()
+        self.switching = self.device != "cpu" or cfg.cluster.switch_on_cpu  # wake/sleep calls (see own)
+        if self.switching:
+            self.asleep_all()
 
     @classmethod
     def start(cls, cfg, run_dir: Path) -> "Roles":
@@ -120,12 +124,14 @@ class Roles:
     @contextlib.contextmanager
     def own(self, role: str, step: int, prof) -> Iterator[None]:
         actors = self._actors(role)
-        with prof.span("wake", step=step, role=role):
-            self.wait_all([a.wake.remote(step) for a in actors])
+        if self.switching:
+            with prof.span("wake", step=step, role=role):
+                self.wait_all([a.wake.remote(step) for a in actors])
         with prof.hold(self.device, role, step):
             yield
-        with prof.span("sleep", step=step, role=role):
-            self.wait_all([a.sleep.remote(step) for a in actors])
+        if self.switching:
+            with prof.span("sleep", step=step, role=role):
+                self.wait_all([a.sleep.remote(step) for a in actors])
 
     def asleep_all(self) -> None:
         self.wait_all([a.sleep.remote(None) for a in [self.encoder, self.rollout, *self.policy]])

@@ -36,6 +36,7 @@ def config(tmp_path, corpus, model, **extra):
         "checkpoint.every": 0,
         "cluster.num_cpus": 4,
         "algorithm.recompute_old_logprobs": True,  # cover verl's separate old pass here
+        "cluster.switch_on_cpu": True,  # make the wake/sleep actor calls a GPU run makes
         **extra,
     }
     return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
@@ -89,6 +90,8 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
     for step in range(3):
         for phase in ("encode", "rollout", "reward", "advantage", "logprob_old", "logprob_ref", "update", "weight_sync"):
             assert (phase, step) in names, (phase, step)
+    assert {(s["name"], s["worker"]) for s in rec["spans"] if s["name"] in ("wake", "sleep")} >= {
+        (n, w) for n in ("wake", "sleep") for w in ("encoder0", "rollout0", "policy0", "policy1")}
     workers = {s["worker"] for s in rec["spans"]}
     assert {"encoder0", "rollout0", "policy0", "policy1", "reward0"} <= workers
 

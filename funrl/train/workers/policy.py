@@ -81,14 +81,16 @@ class PolicyActor(Worker):
         return metrics
 
     def push_weights(self, rollout_actor, bucket_bytes: int, step: int) -> int:
-        """All ranks gather; rank 0 sends each bucket to the rollout engine. Returns bytes sent."""
+        """All ranks gather; rank 0 sends each bucket, packed, to the rollout engine. Returns bytes sent."""
+        from funrl.policy.weights import PackedTensors
+
         sent = 0
         with self.rec.span("weight_sync", step=step) as s:
             for bucket in self.worker.export_weights(bucket_bytes):
                 if self.rank == 0:
-                    cpu = [(n, t.detach().to("cpu")) for n, t in bucket]
-                    ray.get(rollout_actor.update_weights.remote(cpu, step))
-                    sent += sum(t.numel() * t.element_size() for _, t in cpu)
+                    packed = PackedTensors.pack(bucket)
+                    ray.get(rollout_actor.update_weights.remote(packed, step))
+                    sent += packed.nbytes
             s.args["bytes"] = sent
         return sent
 

@@ -51,10 +51,12 @@ class RolloutWorker(Worker):
             s.args["tokens"] = batch.num_tokens
         return batch, decode(self.tokenizer, batch.token_ids)
 
-    def update_weights(self, bucket: list[tuple[str, torch.Tensor]], step: int | None = None) -> int:
-        with self.rec.span("weight_sync", step=step, tensors=len(bucket)):
-            self.engine.update_weights(bucket)
-        return len(bucket)
+    def update_weights(self, bucket, step: int | None = None) -> int:
+        """One bucket of weights: a :class:`funrl.policy.weights.PackedTensors` or ``(name, tensor)`` pairs."""
+        named = bucket.tensors() if hasattr(bucket, "tensors") else bucket
+        with self.rec.span("weight_sync", step=step, tensors=len(named)):
+            self.engine.update_weights(named)
+        return len(named)
 
     def sleep(self, step: int | None = None) -> None:
         with self.rec.span("sleep", step=step):

@@ -44,11 +44,12 @@ def prompt_lengths(corpus: Path, model: Path) -> list[dict]:
     import torch
 
     from funrl.data.manifest import load_manifest
+    from funrl.train.workers.base import prompt_tensors
     from funrl.train.workers.encoder import EncoderWorker
 
     rows = [u.to_dict() for u in load_manifest(corpus / "train.jsonl")]
     enc = EncoderWorker("bench", str(model), torch_threads=torch.get_num_threads(), profile=False)
-    embeds = enc.encode(rows, 0)
+    embeds = prompt_tensors(enc.encode(rows, 0))
     return [{"prompt_len": int(e.shape[0]), "text": r["text"]} for e, r in zip(embeds, rows)]
 
 

@@ -19,11 +19,8 @@ restores the tie. Persistent buffers are yielded, non-persistent ones (rotary ``
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
 from typing import Iterator, Optional
 
-import numpy as np
 import torch
 from torch import nn
 from torch.distributed.tensor import DTensor
@@ -110,41 +107,3 @@ def buckets(named: Iterator[tuple[str, torch.Tensor]], bucket_bytes: int) -> Ite
     if bucket:
         yield bucket
 
-
-_ALIGN = 64  # byte offset of every tensor in a packed buffer (any dtype view is aligned)
-
-
-@dataclass
-class PackedTensors:
-    """``(name, tensor)`` pairs as one contiguous byte buffer (``data``) and a table (``meta``)."""
-
-    meta: list[tuple[str, str, tuple[int, ...], int]]  # (name, dtype name, shape, byte offset)
-    data: np.ndarray  # uint8 [total bytes]
-
-    @classmethod
-    def pack(cls, named: list[tuple[str, torch.Tensor]]) -> "PackedTensors":
-        meta, parts, offset = [], [], 0
-        for name, t in named:
-            raw = t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8)  # [nbytes]
-            meta.append((name, str(t.dtype).removeprefix("torch."), tuple(t.shape), offset))
-            pad = -raw.numel() % _ALIGN
-            parts += [raw, raw.new_zeros(pad)] if pad else [raw]
-            offset += raw.numel() + pad
-        data = torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.uint8)
-        return cls(meta, data)
-
-    def tensors(self) -> list[tuple[str, torch.Tensor]]:
-        """The pairs again, as views into ``data`` (copy them before writing: it may be read-only)."""
-        with warnings.catch_warnings():  # Ray's zero-copy arrays are read-only; these views are only read
-            warnings.simplefilter("ignore", UserWarning)
-            buf = torch.from_numpy(self.data)
-        out = []
-        for name, dtype, shape, offset in self.meta:
-            dt = getattr(torch, dtype)
-            n = int(np.prod(shape, dtype=np.int64)) * torch.empty(0, dtype=dt).element_size()
-            out.append((name, buf[offset : offset + n].view(dt).view(shape)))
-        return out
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.data.nbytes)

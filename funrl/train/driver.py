@@ -64,6 +64,7 @@ class Trainer:
                 "the policy's log-probs must use the temperature the rollout sampled at; set both to the same value"
             )
         self.roles = Roles.start(cfg, self.run_dir)
+        self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)
         self.device = self.roles.device
 
@@ -73,6 +74,8 @@ class Trainer:
         try:
             self.run_steps()
         except BaseException:
+            with contextlib.suppress(Exception):
+                self.prof.add(self.roles.collect_spans(self._spans_pending, timeout=5.0))
             self.roles.shutdown()
             self.prof.flush()
             raise
@@ -205,12 +208,17 @@ class Trainer:
             m["wer"] = 1.0 - float(np.mean(vals)) if vals else float("nan")
         self.metrics.log(step, m)
         self._phase = {}
-        self.prof.add(self.roles.drain_spans())  # written when the step closes
+        # the workers' spans travel while the next step runs: ask now, take them at the next log
+        # (waiting here cost ~5 ms a step: one round trip to every actor)
+        done, self._spans_pending = self._spans_pending, self.roles.request_spans()
+        self.prof.add(self.roles.collect_spans(done))
 
     def finish(self) -> Path:
         from funrl.profiling.report import print_report
 
         self.metrics.close()
+        self.prof.add(self.roles.collect_spans(self._spans_pending))
+        self._spans_pending = []
         with self.phase("checkpoint", step=None):
             self.roles.export_model(self.run_dir / "model")  # a complete model folder for funrl eval
         self.roles.shutdown()

@@ -137,7 +137,17 @@ class Roles:
         self.wait_all([a.sleep.remote(None) for a in [self.encoder, self.rollout, *self.policy]])
 
     def drain_spans(self) -> list[dict]:
-        return [s for spans in self.wait_all([a.drain_spans.remote() for a in self.names]) for s in spans]
+        return self.collect_spans(self.request_spans())
+
+    def request_spans(self) -> list:
+        """Ask every actor for its recorded spans without waiting (:meth:`collect_spans` takes them)."""
+        return [a.drain_spans.remote() for a in self.names]
+
+    def collect_spans(self, refs: list, timeout: float | None = None) -> list[dict]:
+        if timeout is not None:  # best effort (a run that is stopping): whatever arrives in time
+            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+            refs = ready
+        return [s for spans in self.wait_all(refs) for s in spans]
 
     # ------------------------------------------------------------------ phases
 

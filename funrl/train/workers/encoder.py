@@ -26,17 +26,20 @@ class EncoderWorker(Worker):
         self._load_audio = load_audio
 
     @torch.inference_mode()
-    def encode(self, samples: list[dict], step: int) -> list[torch.Tensor]:
-        """One ``[L_i, H]`` prompt embedding per sample (CPU tensors, ready to ship)."""
+    def encode(self, samples: list[dict], step: int):
+        """One ``[L_i, H]`` prompt embedding per sample, packed into one buffer for Ray
+        (:class:`funrl.train.transport.PackedTensors`; :func:`funrl.train.workers.base.prompt_tensors`
+        unpacks it)."""
         from funrl.data.features import collate
         from funrl.models.prompt import build_prompt_embeds
+        from funrl.train.transport import PackedTensors
 
         with self.rec.span("encode", step=step, prompts=len(samples)):
             feats = [self.fbank(self._load_audio(s["audio"])) for s in samples]
             x, lens = collate(feats)
             speech = self.model.encode_audio(x.to(self.home), lens.to(self.home))
             prompts = build_prompt_embeds(self.model, self.tokenizer, speech, samples)
-            return [e.float().cpu() for e in prompts.embeds]
+            return PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(prompts.embeds)])
 
     def audio_state(self) -> dict[str, torch.Tensor]:
         """The encoder/adaptor/CTC weights (tests check they never change during GRPO)."""

@@ -13,7 +13,7 @@ import socket
 import ray
 import torch
 
-from funrl.train.workers.base import Worker
+from funrl.train.workers.base import Worker, prompt_tensors
 
 
 class PolicyActor(Worker):
@@ -48,7 +48,7 @@ class PolicyActor(Worker):
         from funrl.policy.batch import PolicyBatch
 
         b = PolicyBatch(
-            prompt_embeds=embeds,
+            prompt_embeds=prompt_tensors(embeds),
             prompt_index=[rollout.prompt_index[i] for i in idx],
             completion_ids=[torch.tensor(rollout.token_ids[i], dtype=torch.long) for i in idx],
         )
@@ -82,7 +82,7 @@ class PolicyActor(Worker):
 
     def push_weights(self, rollout_actor, bucket_bytes: int, step: int) -> int:
         """All ranks gather; rank 0 sends each bucket, packed, to the rollout engine. Returns bytes sent."""
-        from funrl.policy.weights import PackedTensors
+        from funrl.train.transport import PackedTensors
 
         sent = 0
         with self.rec.span("weight_sync", step=step) as s:
@@ -102,7 +102,7 @@ class PolicyActor(Worker):
         """Log-probs of given completions under the current policy (no update)."""
         from funrl.policy.batch import PolicyBatch
 
-        b = PolicyBatch(embeds, list(prompt_index), [torch.tensor(c, dtype=torch.long) for c in completions])
+        b = PolicyBatch(prompt_tensors(embeds), list(prompt_index), [torch.tensor(c, dtype=torch.long) for c in completions])
         return [t.cpu() for t in self.worker.compute_logprobs(b, "old")]
 
     def export_model(self, out: str) -> None:

@@ -14,7 +14,7 @@ import torch
 
 from funrl.rollout.config import RolloutConfig
 from funrl.rollout.protocol import RolloutBatch, SamplingParams
-from funrl.train.workers.base import Worker
+from funrl.train.workers.base import Worker, prompt_tensors
 
 
 def make_engine(cfg: RolloutConfig, llm_path: Path, device: str, seed: int = 0):
@@ -41,9 +41,10 @@ class RolloutWorker(Worker):
         self.temperature = cfg.temperature
         self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
-    def generate(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams, step: int):
+    def generate(self, prompt_embeds, n: int, sampling: SamplingParams, step: int):
         from funrl.models.generation import decode
 
+        prompt_embeds = prompt_tensors(prompt_embeds)
         if not sampling.stop_token_ids:
             sampling.stop_token_ids = tuple(self.stop_ids)
         with self.rec.span("rollout", step=step, prompts=len(prompt_embeds)) as s:
@@ -52,7 +53,7 @@ class RolloutWorker(Worker):
         return batch, decode(self.tokenizer, batch.token_ids)
 
     def update_weights(self, bucket, step: int | None = None) -> int:
-        """One bucket of weights: a :class:`funrl.policy.weights.PackedTensors` or ``(name, tensor)`` pairs."""
+        """One bucket of weights: a :class:`funrl.train.transport.PackedTensors` or ``(name, tensor)`` pairs."""
         named = bucket.tensors() if hasattr(bucket, "tensors") else bucket
         with self.rec.span("weight_sync", step=step, tensors=len(named)):
             self.engine.update_weights(named)
@@ -72,6 +73,7 @@ class RolloutWorker(Worker):
 
         if not hasattr(self.engine, "model"):
             raise RuntimeError(f"score() needs the HF engine's in-process model; {type(self.engine).__name__} has none")
+        embeds = prompt_tensors(embeds)
         rows = [embeds[i] for i in prompt_index]
         with torch.inference_mode():
             lp, mask = completion_logprobs(self.engine.model, rows, completions, self.temperature)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from funrl.policy.weights import PackedTensors
+from funrl.train.transport import PackedTensors
 
 
 def _bucket():

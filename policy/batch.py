@@ -146,47 +146,56 @@ def build_shared_inputs(
     order: dict[int, list[int]] = {}  # prompt -> its rows, in first-appearance order
     for i, p in enumerate(prompt_index):
         order.setdefault(int(p), []).append(i)
-    seqs, blocks, positions = [], [], []
-    row_pos: list[Optional[torch.Tensor]] = [None] * len(completion_ids)  # [T_i] within-segment index
+    ids = [y.tolist() for y in completion_ids]
+    # plain Python over token counts (cheap), tensors built once at the end
+    lengths, blocks, positions, starts = [], [], [], {}  # per segment; starts: row -> first tail slot
     for p, rows in order.items():  # segment k = the k-th distinct prompt
-        prompt = prompt_embeds[p]  # [L, H]
-        length = prompt.shape[0]
-        parts, blk, pos, offset = [prompt], [torch.zeros(length, dtype=torch.long)], [torch.arange(length)], length
+        length = int(prompt_embeds[p].shape[0])
+        blk, pos, offset = [0] * length, list(range(length)), length
         for b, i in enumerate(rows, start=1):
-            y = completion_ids[i].to(device)
-            tail = y.numel() - 1  # y[:-1] is fed; y[0] is predicted from the prompt's last position
-            if tail > 0:
-                parts.append(embed(y[:-1]).to(prompt.dtype))  # [T-1, H]
-                blk.append(torch.full((tail,), b, dtype=torch.long))
-                pos.append(torch.arange(length, length + tail))
-            row_pos[i] = torch.cat([torch.tensor([length - 1]), torch.arange(offset, offset + max(tail, 0))])[: y.numel()]
-            offset += max(tail, 0)
-        seqs.append(torch.cat(parts))  # [S_g, H]
-        blocks.append(torch.cat(blk))
-        positions.append(torch.cat(pos))
-    g, s = len(seqs), max(x.shape[0] for x in seqs)
-    hidden = seqs[0].shape[-1]
-    inputs = seqs[0].new_zeros(g, s, hidden)  # [G, S, H]
-    block = torch.full((g, s), -1, dtype=torch.long)  # [G, S] 0 prompt, b > 0 row block, -1 padding
-    position_ids = torch.zeros(g, s, dtype=torch.long)  # [G, S]
-    for k, (x, b, q) in enumerate(zip(seqs, blocks, positions)):
-        inputs[k, : x.shape[0]] = x
-        block[k, : b.shape[0]] = b
-        position_ids[k, : q.shape[0]] = q
+            tail = max(len(ids[i]) - 1, 0)  # y[:-1] is fed; y[0] is predicted from the prompt's last position
+            starts[i] = offset
+            blk += [b] * tail
+            pos += range(length, length + tail)
+            offset += tail
+        lengths.append(offset)
+        blocks.append(blk)
+        positions.append(pos)
+    g, s = len(lengths), max(lengths)
+    hidden = prompt_embeds[0].shape[-1]
+    dtype = prompt_embeds[0].dtype
+    inputs = prompt_embeds[0].new_zeros(g, s, hidden)  # [G, S, H]
+    fed = [t for rows in order.values() for i in rows for t in ids[i][:-1]]  # every fed token, segment order
+    tails = embed(torch.tensor(fed, dtype=torch.long, device=device)).to(dtype) if fed else None  # [ΣT-1, H]
+    used = 0
+    for k, (p, rows) in enumerate(order.items()):
+        length = prompt_embeds[p].shape[0]
+        inputs[k, :length] = prompt_embeds[p]
+        n = lengths[k] - length
+        if n:
+            inputs[k, length : lengths[k]] = tails[used : used + n]
+            used += n
+    block = torch.tensor([b + [-1] * (s - len(b)) for b in blocks])  # [G, S] 0 prompt, b > 0 row block, -1 padding
+    position_ids = torch.tensor([q + [0] * (s - len(q)) for q in positions])  # [G, S]
     causal = torch.ones(s, s, dtype=torch.bool).tril()  # [S, S] key <= query
     bq, bk = block[:, :, None], block[:, None, :]  # [G, S, 1], [G, 1, S]
     allowed = causal & (bq >= 0) & (bk >= 0) & ((bk == 0) | (bk == bq))  # [G, S, S]
     allowed |= torch.eye(s, dtype=torch.bool) & (bq < 0)  # padded queries: themselves only
-    t = max(1, max(y.numel() for y in completion_ids))
+    t = max(1, max(len(y) for y in ids))
     segment = {i: k for k, rows in enumerate(order.values()) for i in rows}
-    flat = [row_pos[i] + segment[i] * s for i in range(len(completion_ids))]  # [T_i] each
-    labels = pad_right([y.to(device).long() for y in completion_ids], t, 0)  # [N, T]
-    mask = pad_right([torch.ones(y.numel(), dtype=torch.bool, device=device) for y in completion_ids], t, False)  # [N, T]
+    flat, labels, mask = [], [], []
+    for i, y in enumerate(ids):
+        base = segment[i] * s
+        prompt_last = base + int(prompt_embeds[int(prompt_index[i])].shape[0]) - 1
+        row = ([prompt_last] + list(range(base + starts[i], base + starts[i] + len(y) - 1)))[: len(y)]
+        flat.append(row + [0] * (t - len(row)))
+        labels.append(y + [0] * (t - len(y)))
+        mask.append([True] * len(y) + [False] * (t - len(y)))
     return {
         "inputs_embeds": inputs,
         "attention_mask": allowed[:, None].to(device),  # [G, 1, S, S]
         "position_ids": position_ids.to(device),
-        "flat_positions": pad_right([f.to(device) for f in flat], t, 0),  # [N, T]
-        "labels": labels,
-        "mask": mask,
+        "flat_positions": torch.tensor(flat, dtype=torch.long, device=device),  # [N, T]
+        "labels": torch.tensor(labels, dtype=torch.long, device=device),  # [N, T]
+        "mask": torch.tensor(mask, dtype=torch.bool, device=device),  # [N, T]
     }

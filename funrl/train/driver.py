@@ -76,6 +76,8 @@ class Trainer:
         except BaseException:
             with contextlib.suppress(Exception):
                 self.prof.add(self.roles.collect_spans(self._spans_pending, timeout=5.0))
+            with contextlib.suppress(Exception):
+                self.metrics.close()  # writes the TensorBoard events still queued
             self.roles.shutdown()
             self.prof.flush()
             raise

@@ -36,7 +36,9 @@ class MetricsLogger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            # a queue that holds a few steps of scalars and the writer's timed flush (10 s): with the
+            # defaults (10 events, a flush a step) add_scalar blocked on the writer thread, 8 ms a step
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _plain(v) for k, v in sorted(metrics.items())}}
@@ -46,7 +48,6 @@ class MetricsLogger:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
                     self.tb.add_scalar(k, v, step)
-            self.tb.flush()
         parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
         self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
         self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))

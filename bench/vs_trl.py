@@ -1,6 +1,6 @@
 """funrl's GRPO step time against TRL's GRPOTrainer, side by side, on the same tiny LLM.
 
-    .venv/bin/python bench/vs_trl.py                      # LoRA and full fine-tuning
+    .venv/bin/python bench/vs_trl.py                      # LoRA and full fine-tuning, 2 alternating rounds
     .venv/bin/python bench/vs_trl.py --modes lora --steps 8 --prompts 2 --group 4 --max-new 16
 
 What is the same on both sides: the LLM (the ``llm/`` folder of one random-weight funrl model:
@@ -24,7 +24,9 @@ function in TRL (milliseconds on both sides).
 
 Time per step: funrl, from one step's start to the next in its profile (the phases plus the
 logging between steps); TRL, from one ``on_step_end`` to the next. The first ``--warmup`` steps
-of each are left out. The ratio printed is funrl / TRL (the goal in issue 9 is ≤ 0.7).
+of each are left out. The ratio printed is funrl / TRL (the goal in issue 9 is ≤ 0.7): the mean step
+of each side over ``--rounds`` alternating runs, because this machine's speed drifts by ±15% over
+minutes; each round's own ratio is printed beside it.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def main() -> None:
     p.add_argument("--prompts", type=int, default=4, help="B: prompts per step")
     p.add_argument("--group", type=int, default=4, help="G: samples per prompt")
     p.add_argument("--max-new", type=int, default=32, help="completion length (forced)")
-    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--steps", type=int, default=16)
     p.add_argument("--warmup", type=int, default=3, help="first steps left out of the means")
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--kl", type=float, default=0.04, help="β on both sides (0: no reference pass)")
@@ -107,6 +109,8 @@ def main() -> None:
     p.add_argument("--trl-python", default=None, help="python of the TRL env (default: build it with bench/trl_env.sh)")
     p.add_argument("--no-force-length", action="store_true", help="let completions stop at EOS")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=2,
+                   help="funrl and TRL alternate this many times per mode (the machine's speed drifts)")
     a = p.parse_args()
     if a.steps <= a.warmup + 1:
         p.error(f"--steps ({a.steps}) must exceed --warmup + 1 ({a.warmup + 1}) to leave steady-state intervals")
@@ -114,44 +118,53 @@ def main() -> None:
     corpus, model = C.assets(a.work, a.model)
     prompts = prompt_lengths(corpus, model)
     py = trl_python(a.trl_python)
-    results = {}
-    for mode in a.modes.split(","):
-        print(f"== {mode}: funrl ({C.uptime()})", flush=True)
-        f = run_side_funrl(a, mode, corpus, model, a.work / "runs")
-        print(f"== {mode}: TRL ({C.uptime()})", flush=True)
-        spec = {"llm": str(model / "llm"), "prompts": prompts, "prompts_per_step": a.prompts, "group": a.group,
-                "max_new": a.max_new, "steps": a.steps, "lora": mode == "lora", "lr": a.lr, "kl": a.kl,
-                "threads": a.threads, "seed": a.seed, "force_length": not a.no_force_length}
-        t = run_trl(py, spec)
-        results[mode] = (f, t)
+    results: dict[str, list] = {}
+    for r in range(a.rounds):
+        for mode in a.modes.split(","):
+            print(f"== round {r + 1}/{a.rounds} {mode}: funrl ({C.uptime()})", flush=True)
+            f = run_side_funrl(a, mode, corpus, model, a.work / "runs")
+            print(f"== round {r + 1}/{a.rounds} {mode}: TRL ({C.uptime()})", flush=True)
+            spec = {"llm": str(model / "llm"), "prompts": prompts, "prompts_per_step": a.prompts, "group": a.group,
+                    "max_new": a.max_new, "steps": a.steps, "lora": mode == "lora", "lr": a.lr, "kl": a.kl,
+                    "threads": a.threads, "seed": a.seed, "force_length": not a.no_force_length}
+            results.setdefault(mode, []).append((f, run_trl(py, spec)))
     report(a, prompts, results)
 
 
 def report(a, prompts: list[dict], results: dict) -> None:
+    """Per mode: the mean steady step of each side over the rounds, their ratio, and each round's
+    ratio (funrl and TRL of a round ran one after the other); then phase tables (mean over rounds)."""
     funrl_len = sum(p["prompt_len"] for p in prompts) / len(prompts)
     print(f"\nB={a.prompts} G={a.group} max_new={a.max_new} kl={a.kl} lr={a.lr} threads={a.threads} "
-          f"steps={a.steps} (first {a.warmup} left out)   load: {C.uptime()}")
+          f"steps={a.steps} (first {a.warmup} left out) rounds={a.rounds}   load: {C.uptime()}")
     rows = []
-    for mode, (f, t) in results.items():
-        trl = C.steady(t["interval_s"], max(a.warmup - 1, 0))  # intervals start after step 1
-        trl_tok = C.steady(t["tokens_per_step"], a.warmup)
-        rows.append([mode, f["interval"]["mean"], f["interval"]["median"], trl["mean"], trl["median"],
-                     f["interval"]["mean"] / trl["mean"], f["tokens"]["mean"], trl_tok["mean"],
-                     funrl_len, t["prompt_len_mean"]])
-    print(C.table(["mode", "funrl s/step", "p50", "TRL s/step", "p50", "funrl/TRL", "funrl tok/step",
+    for mode, rounds in results.items():
+        f_steps = [f["interval"]["mean"] for f, _ in rounds]
+        t_steps = [C.steady(t["interval_s"], max(a.warmup - 1, 0))["mean"] for _, t in rounds]  # intervals start after step 1
+        f_mean, t_mean = sum(f_steps) / len(f_steps), sum(t_steps) / len(t_steps)
+        trl_tok = C.steady(rounds[0][1]["tokens_per_step"], a.warmup)
+        per_round = " ".join(f"{x / y:.3f}" for x, y in zip(f_steps, t_steps))
+        rows.append([mode, f_mean, t_mean, f_mean / t_mean, per_round, rounds[0][0]["tokens"]["mean"], trl_tok["mean"],
+                     funrl_len, rounds[0][1]["prompt_len_mean"]])
+    print(C.table(["mode", "funrl s/step", "TRL s/step", "funrl/TRL", "per round", "funrl tok/step",
                    "TRL tok/step", "funrl prompt", "TRL prompt"], rows))
-    for mode, (f, t) in results.items():
-        step = f["interval"]["mean"]
-        print(f"\nfunrl {mode}: mean seconds per steady step by phase ({f['run_dir']})")
-        print(C.table(["phase", "s/step", "share"], [[k, v, v / step] for k, v in f["phases"].items()]))
-        trl_step = C.steady(t["interval_s"], max(a.warmup - 1, 0))["mean"]
+    for mode, rounds in results.items():
+        step = sum(f["interval"]["mean"] for f, _ in rounds) / len(rounds)
         phases: dict[str, list[float]] = {}
-        for row in t["phases"][a.warmup:]:
-            for k, v in row.items():
+        for f, _ in rounds:
+            for k, v in f["phases"].items():
                 phases.setdefault(k, []).append(v)
-        print(f"TRL {t['trl_version']} {mode}: mean seconds per steady step in timed methods (nested, so they overlap)")
+        print(f"\nfunrl {mode}: mean seconds per steady step by phase ({rounds[-1][0]['run_dir']}, last round)")
+        print(C.table(["phase", "s/step", "share"], [[k, sum(v) / len(v), sum(v) / len(v) / step] for k, v in phases.items()]))
+        t_step = sum(C.steady(t["interval_s"], max(a.warmup - 1, 0))["mean"] for _, t in rounds) / len(rounds)
+        methods: dict[str, list[float]] = {}
+        for _, t in rounds:
+            for row in t["phases"][a.warmup:]:
+                for k, v in row.items():
+                    methods.setdefault(k, []).append(v)
+        print(f"TRL {rounds[0][1]['trl_version']} {mode}: mean seconds per steady step in timed methods (nested, so they overlap)")
         print(C.table(["method", "s/step", "share"],
-                      [[k, sum(v) / len(v), sum(v) / len(v) / trl_step] for k, v in phases.items()]))
+                      [[k, sum(v) / len(v), sum(v) / len(v) / t_step] for k, v in methods.items()]))
 
 
 if __name__ == "__main__":

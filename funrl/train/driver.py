@@ -146,14 +146,19 @@ class Trainer:
         if not rows:  # every group had equal rewards and filtering is on: nothing to learn from
             return {"update_skipped": 1.0}
         with self.roles.own("policy", step, self.prof):
+            # the passes go to the ranks at once and run there in order (each reads what the one
+            # before left on the rank); the driver times each by waiting for it in turn, so the
+            # update's arguments travel while the reference pass computes
+            passes = []
             if self.cfg.algorithm.recompute_old_logprobs:
-                with self.phase("logprob_old", step=step):
-                    self.roles.policy_logprobs(step, embeds, rollout, rows, "old")
+                passes.append(("logprob_old", self.roles.policy_logprobs(step, embeds, rollout, rows, "old")))
             if self.cfg.algorithm.kl_coef > 0:
-                with self.phase("logprob_ref", step=step):
-                    self.roles.policy_logprobs(step, embeds, rollout, rows, "ref")
-            with self.phase("update", step=step):
-                return self.roles.policy_update(step, embeds, rollout, adv, rows)
+                passes.append(("logprob_ref", self.roles.policy_logprobs(step, embeds, rollout, rows, "ref")))
+            passes.append(("update", self.roles.policy_update(step, embeds, rollout, adv, rows)))
+            for name, refs in passes:
+                with self.phase(name, step=step):
+                    result = self.roles.wait_all(refs)
+            return result[0]  # the update's metrics, already reduced across ranks
 
     def weight_sync(self, step: int) -> None:
         with self.roles.own("weight_sync", step, self.prof):

@@ -168,15 +168,14 @@ class Roles:
         ws, n = len(self.policy), len(rows)
         return [rows[r * n // ws : (r + 1) * n // ws] for r in range(ws)]
 
-    def policy_logprobs(self, step: int, embeds, rollout, rows: list[int], which: str) -> None:
-        """Old or reference log-probs, kept on the policy ranks for the update."""
-        self.wait_all([p.compute_logprobs.remote(step, embeds, rollout, idx, which)
-                       for p, idx in zip(self.policy, self.shard(rows))])
+    def policy_logprobs(self, step: int, embeds, rollout, rows: list[int], which: str) -> list:
+        """Old or reference log-probs, kept on the policy ranks for the update (refs to wait on)."""
+        return [p.compute_logprobs.remote(step, embeds, rollout, idx, which)
+                for p, idx in zip(self.policy, self.shard(rows))]
 
-    def policy_update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> dict:
-        metrics = self.wait_all([p.update.remote(step, embeds, rollout, adv, idx)
-                                 for p, idx in zip(self.policy, self.shard(rows))])
-        return metrics[0]  # already reduced across ranks inside the update
+    def policy_update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> list:
+        """One optimizer step on every rank (refs to wait on; each returns the same reduced metrics)."""
+        return [p.update.remote(step, embeds, rollout, adv, idx) for p, idx in zip(self.policy, self.shard(rows))]
 
     def sync_weights(self, step: int) -> None:
         bucket = int(self.cfg.rollout.sglang.bucket_mb * (1 << 20))

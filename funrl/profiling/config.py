@@ -12,3 +12,11 @@ class ProfileConfig:
     torch_steps: List[int] = field(default_factory=list)  # steps captured with torch.profiler
     plots: bool = True  # write the pie chart and per-step bars at the end of a run
     summary: bool = True  # print the breakdown table at the end of a run
+    # steps between collections of the workers' spans (a call to every actor, ~1 ms each on the CI
+    # machine); the actors keep them meanwhile, and a stopping run collects what the living ones hold
+    drain_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.drain_every < 1:
+            raise ValueError(f"config key 'profile.drain_every' expects an integer >= 1, got {self.drain_every!r}; "
+                             "fix it in the YAML file or pass profile.drain_every=... on the command line")

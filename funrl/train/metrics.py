@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from tensorboard.compat.proto.summary_pb2 import Summary
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 CONSOLE_KEYS = [
@@ -39,15 +40,18 @@ class MetricsLogger:
             # a queue that holds a few steps of scalars and the writer's timed flush (10 s): with the
             # defaults (10 events, a flush a step) add_scalar blocked on the writer thread, 8 ms a step
             self.tb = SummaryWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
+            self.tb._get_file_writer()  # opens the event file (SummaryWriter does it lazily in newer torch)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _plain(v) for k, v in sorted(metrics.items())}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self.tb is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
-                    self.tb.add_scalar(k, v, step)
+        if self.tb is not None:  # one event holding every scalar of the step
+            from torch.utils.tensorboard.summary import scalar
+
+            values = [scalar(k, v).value[0] for k, v in row.items()
+                      if isinstance(v, (int, float)) and k != "step" and math.isfinite(v)]
+            self.tb.file_writer.add_summary(Summary(value=values), step)
         parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
         self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
         self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))

@@ -62,7 +62,9 @@ def _capture_first_llm_call(model):
     return seen, model.llm.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-def test_same_prompt_embeddings_in_training_rollout_and_eval(tiny):
+def test_same_prompt_embeddings_in_training_rollout_and_eval(tiny, monkeypatch):
+    from funrl.models.fast_decode import KVDecoder
+
     model, tok = tiny
     feats, lengths = random_batch(3)
     order = [2, 1, 0]  # ascending length, the order transcribe batches in
@@ -83,10 +85,16 @@ def test_same_prompt_embeddings_in_training_rollout_and_eval(tiny):
         assert int(train_mask[i, :p].sum()) == e.shape[0]
         torch.testing.assert_close(train_inputs[i, p - e.shape[0] : p], e, rtol=0, atol=1e-6)
 
-    seen, h = _capture_first_llm_call(model)
+    seen = []  # generation prefills through the lean KV decoder, not model.llm's forward
+    prefill = KVDecoder.prefill
+
+    def record(self, inputs, valid, position_ids):
+        seen.append((inputs.detach().clone(), valid.clone()))
+        return prefill(self, inputs, valid, position_ids)
+
+    monkeypatch.setattr(KVDecoder, "prefill", record)
     np_feats = [feats[i, : int(lengths[i])].numpy() for i in range(3)]
     transcribe(model, tok, samples, np_feats, batch_size=8, max_new_tokens=2)  # evaluation path
-    h.remove()
     eval_inputs, eval_mask = seen[0]
     for i, e in enumerate(ref):
         assert int(eval_mask[i].sum()) == e.shape[0]

@@ -30,17 +30,20 @@ def _stop_ids(llm, sampling: SamplingParams) -> set[int]:
     return set(eos) if isinstance(eos, (list, tuple)) else {int(eos)}
 
 
-def _sample(scaled: torch.Tensor, sampling: SamplingParams, gen: torch.Generator | None) -> torch.Tensor:
-    """Draw one token per row from ``scaled [N, V]`` after top-k / top-p truncation."""
+def _sample(logp: torch.Tensor, sampling: SamplingParams, race: torch.Tensor) -> torch.Tensor:
+    """One token per row of ``logp [N, V]`` (log-softmax of the tempered logits) after top-k /
+    top-p truncation, by the exponential race: ``argmax(p / E)`` with ``E ~ Exp(1)`` i.i.d. (``race
+    [N, V]``) picks token ``v`` with probability ``p_v / Σp``, as ``torch.multinomial`` does, and
+    the noise of every step is drawn in one call up front (multinomial drew it step by step, 0.4 ms
+    of a 5 ms decode step here)."""
     from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
-    scores = scaled
+    scores = logp
     if sampling.top_k and sampling.top_k > 0:
         scores = TopKLogitsWarper(top_k=sampling.top_k)(None, scores)
     if sampling.top_p < 1.0:
         scores = TopPLogitsWarper(top_p=sampling.top_p)(None, scores)
-    probs = torch.softmax(scores, dim=-1)
-    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)  # [N]
+    return (scores.exp() / race).argmax(-1)  # [N] (truncated tokens have p = 0)
 
 
 class _HFDecoder:
@@ -107,6 +110,7 @@ def generate(
     logits = dec.prefill(inputs, valid, pos).repeat_interleave(n, dim=0)  # [N, V]
     dec.expand(n)
     num, steps = len(prompt_index), sampling.max_new_tokens
+    race = None if greedy else torch.empty(steps, num, logits.shape[-1], device=device).exponential_(generator=gen)
     tokens = torch.zeros(num, steps, dtype=torch.long)  # [N, max_new]
     logps = torch.zeros(num, steps)
     lengths = torch.full((num,), steps, dtype=torch.long)  # tokens kept per row (up to and with its stop)
@@ -114,10 +118,10 @@ def generate(
     stop_t = torch.tensor(sorted(stop), device=device)
     next_pos = pos[:, -1:].repeat_interleave(n, dim=0) + 1  # [N, 1]
     for t in range(steps):
-        scaled = logits if greedy else logits / sampling.temperature  # [N, V]
-        tok = logits.argmax(-1) if greedy else _sample(scaled, sampling, gen)  # [N]
+        logp = torch.log_softmax(logits if greedy else logits / sampling.temperature, dim=-1)  # [N, V]
+        tok = logits.argmax(-1) if greedy else _sample(logp, sampling, race[t])  # [N]
         tokens[:, t] = tok.cpu()
-        logps[:, t] = (scaled.gather(-1, tok[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)).cpu()
+        logps[:, t] = logp.gather(-1, tok[:, None]).squeeze(-1).cpu()
         stopped = torch.isin(tok, stop_t) & ~done
         lengths[stopped.cpu()] = t + 1
         done |= stopped

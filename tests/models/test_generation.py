@@ -113,3 +113,16 @@ def test_kv_decoder_says_why_it_cannot_run_a_model():
         KVDecoder(moe, 8)
     out = generate(moe, [torch.randn(2, 32)], 2, SamplingParams(temperature=0.0, max_new_tokens=3, stop_token_ids=[-1]))
     assert [len(t) for t in out.token_ids] == [3, 3]  # the transformers fallback ran it
+
+
+def test_exponential_race_draws_tokens_with_their_probabilities():
+    from funrl.models.generation import _sample
+
+    p = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    n = 40000
+    logp = p.log().expand(n, -1)
+    race = torch.empty(n, 4).exponential_(generator=torch.Generator().manual_seed(0))
+    freq = torch.bincount(_sample(logp, SamplingParams(), race), minlength=4).float() / n
+    torch.testing.assert_close(freq, p, atol=0.01, rtol=0)  # 4 sigma of a binomial at n = 40000 is < 0.01
+    top2 = torch.bincount(_sample(logp, SamplingParams(top_k=2), race), minlength=4).float() / n
+    torch.testing.assert_close(top2, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.01, rtol=0)  # renormalised

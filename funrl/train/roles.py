@@ -136,9 +136,6 @@ class Roles:
     def asleep_all(self) -> None:
         self.wait_all([a.sleep.remote(None) for a in [self.encoder, self.rollout, *self.policy]])
 
-    def drain_spans(self) -> list[dict]:
-        return self.collect_spans(self.request_spans())
-
     def request_spans(self) -> list:
         """Ask every actor for its recorded spans without waiting (:meth:`collect_spans` takes them)."""
         return [a.drain_spans.remote() for a in self.names]

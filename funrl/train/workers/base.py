@@ -27,7 +27,7 @@ class Worker:
 
 
 def prompt_tensors(embeds) -> list:
-    """``[L_i, H]`` tensors from the encoder's :class:`funrl.train.transport.PackedTensors` (one
-    byte buffer: Ray hands it over zero-copy, 2-3 ms a call sooner than a list of tensors), or a
-    list of tensors as it is. The tensors are read-only views: copy before writing."""
-    return [t for _, t in embeds.tensors()] if hasattr(embeds, "tensors") else list(embeds)
+    """``[L_i, H]`` tensors out of the encoder's :class:`funrl.train.transport.PackedTensors` (one
+    byte buffer: Ray hands it over zero-copy, 2-3 ms a call sooner than a list of tensors). The
+    tensors are read-only views: copy before writing."""
+    return [t for _, t in embeds.tensors()]

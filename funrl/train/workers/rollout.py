@@ -53,8 +53,8 @@ class RolloutWorker(Worker):
         return batch, decode(self.tokenizer, batch.token_ids)
 
     def update_weights(self, bucket, step: int | None = None) -> int:
-        """One bucket of weights: a :class:`funrl.train.transport.PackedTensors` or ``(name, tensor)`` pairs."""
-        named = bucket.tensors() if hasattr(bucket, "tensors") else bucket
+        """One bucket of weights, a :class:`funrl.train.transport.PackedTensors`."""
+        named = bucket.tensors()
         with self.rec.span("weight_sync", step=step, tensors=len(named)):
             self.engine.update_weights(named)
         return len(named)

@@ -7,7 +7,7 @@ cosine LR schedule. The reference policy is the same model with the adapter disa
 else a frozen, separately sharded copy (built only when ``algorithm.kl_coef > 0``).
 
 With ``policy.share_prompt`` (the default) a micro-batch feeds each prompt once for all its rows
-(:func:`funrl.policy.batch.build_shared_inputs`); off, each row carries its own copy.
+(:func:`funrl.policy.teacher_forcing.build_shared_inputs`); off, each row carries its own copy.
 
 The prompt side (audio encoder, adaptor, chat template) is frozen: the policy consumes cached
 prompt embeddings (see :mod:`funrl.policy.batch` for the batch format and the teacher-forcing
@@ -37,56 +37,36 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
-from funrl.policy.batch import PolicyBatch, build_inputs, build_shared_inputs, pad_right
+from funrl.policy.batch import PolicyBatch, pad_right
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
-from funrl.policy.logprobs import token_logprobs
 from funrl.policy.loss import compute_grpo_loss
+from funrl.policy.teacher_forcing import causal_lm, completion_logprobs
 from funrl.policy.weights import buckets, check_lora_layers, merged_named_tensors
 
 _MIN_MAX_METRICS = {"ratio_min": dist.ReduceOp.MIN, "ratio_max": dist.ReduceOp.MAX}
 
 
 class CompletionLM(nn.Module):
-    """The FSDP2 root: teacher-forced log-probs of completions given prompt embeddings.
-
-    Only the hidden states at completion positions go through the LM head (``[N, T, V]`` logits,
-    never ``[N, S, V]``). Assumes the causal LM's logits are ``lm_head(hidden)`` (true for
-    Qwen3/Llama/Qwen2; not for models that post-process logits such as Gemma's soft-capping).
-    """
+    """The FSDP2 root: :func:`funrl.policy.teacher_forcing.completion_logprobs` of its LLM."""
 
     def __init__(self, llm: nn.Module, share_prompt: bool = True):
         super().__init__()
         self.llm = llm
-        self.share_prompt = share_prompt  # one segment per prompt (funrl.policy.batch.build_shared_inputs)
+        self.share_prompt = share_prompt  # one segment per prompt (funrl.policy.teacher_forcing)
         self.input_grad = True  # see forward; PolicyWorker turns it off for a single rank
 
     def hf_model(self) -> nn.Module:
         """The plain transformers causal LM (inside the peft wrapper when LoRA is on)."""
-        return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        return causal_lm(self.llm)
 
     def forward(self, prompt_embeds, prompt_index, completion_ids, temperature: float = 1.0, with_entropy: bool = False):
-        hf = self.hf_model()
-        build = build_shared_inputs if self.share_prompt else build_inputs
-        x = build(prompt_embeds, prompt_index, completion_ids, hf.get_input_embeddings())
-        inputs = x["inputs_embeds"]  # [G, S, H] segments (shared) or [N, S, H] rows
-        if self.input_grad and torch.is_grad_enabled() and not inputs.requires_grad:
-            # Without a grad-requiring input, layer 0's FSDP2 post-backward hook never fires and its
-            # reduce-scatter runs in the root's final callback instead; when that differs between ranks
-            # (frozen embeddings, or micro-batches whose completions are all 1 token) the collectives
-            # mismatch. A grad-requiring input keeps the order the same everywhere. One rank has no
-            # one to disagree with, so it skips the input gradient (LoRA: ~5% of the backward).
-            inputs = inputs.requires_grad_()
-        if self.share_prompt:
-            hidden = hf.base_model(inputs_embeds=inputs, attention_mask=x["attention_mask"],
-                                   position_ids=x["position_ids"]).last_hidden_state  # [G, S, H]
-            picked = hidden.reshape(-1, hidden.shape[-1])[x["flat_positions"]]  # [N, T, H]
-        else:
-            hidden = hf.base_model(inputs_embeds=inputs, attention_mask=x["attention_mask"]).last_hidden_state  # [N, S, H]
-            index = x["positions"].unsqueeze(-1).expand(-1, -1, hidden.shape[-1])  # [N, T, H]
-            picked = hidden.gather(1, index)
-        logits = hf.get_output_embeddings()(picked)  # [N, T, V]
-        logp, entropy = token_logprobs(logits, x["labels"], temperature=temperature, with_entropy=with_entropy)  # [N, T]
-        return logp.clone(), entropy, x["mask"]  # clone: FSDP2 warns about returning views
+        # input_grad: without a grad-requiring input, layer 0's FSDP2 post-backward hook never
+        # fires and its reduce-scatter runs in the root's final callback instead; when that differs
+        # between ranks (frozen embeddings, or micro-batches whose completions are all 1 token) the
+        # collectives mismatch. A grad-requiring input keeps the order the same everywhere. One
+        # rank has no one to disagree with, so it skips the input gradient (LoRA: ~5% of the backward).
+        return completion_logprobs(self.llm, prompt_embeds, prompt_index, completion_ids, temperature=temperature,
+                                   shared=self.share_prompt, with_entropy=with_entropy, input_grad=self.input_grad)
 
 
 class PolicyWorker:

@@ -27,6 +27,12 @@ from typing import Optional
 import torch
 
 
+def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logits / temperature``, or the raw logits at temperature 0 (greedy): the one temperature
+    rule, shared by the rollout engine's sampler and every teacher-forced log-prob."""
+    return logits / temperature if temperature > 0 else logits
+
+
 def token_logprobs(
     logits: torch.Tensor,  # [B, T, V] (any leading shape [..., V])
     labels: torch.Tensor,  # [B, T] the sampled token ids; padded positions must hold a valid id
@@ -46,13 +52,12 @@ def token_logprobs(
             f"labels must be token ids in [0, {vocab}); got min {int(labels.min())}, max {int(labels.max())} "
             "(put a valid id such as the pad id at padded positions, not -100; the response mask drops them)"
         )
-    scale = 1.0 / temperature if temperature > 0 else 1.0
     dtype = torch.promote_types(logits.dtype, torch.float32)
     flat = logits.reshape(-1, vocab)  # [B*T, V]
     flat_labels = labels.reshape(-1, 1)  # [B*T, 1]
     logp_chunks, ent_chunks = [], []
     for start in range(0, flat.shape[0], chunk_rows):
-        x = flat[start : start + chunk_rows].to(dtype) * scale  # [C, V]
+        x = tempered(flat[start : start + chunk_rows].to(dtype), temperature)  # [C, V]
         lse = torch.logsumexp(x, dim=-1)  # [C]
         picked = x.gather(-1, flat_labels[start : start + chunk_rows]).squeeze(-1)  # [C]
         logp_chunks.append(picked - lse)  # [C]

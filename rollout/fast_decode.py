@@ -6,7 +6,7 @@ the demo's 2-layer Qwen3 at 16 rows, of which ~2 ms is arithmetic. This module r
 modules' own pieces (``q_proj``, ``q_norm``, the rotary module, ``apply_rotary_pos_emb``, the
 MLP, the norms, the LM head) in a straight loop over a preallocated KV cache, and nothing else, so
 the numbers are the model's own; what it owns is the wiring: cache writes, the boolean attention
-mask (left padding + causal) and grouped-query SDPA. :func:`funrl.models.generation.generate`
+mask (left padding + causal) and grouped-query SDPA. :func:`funrl.rollout.generation.generate`
 uses it when :func:`unsupported` returns None and falls back to the transformers forward
 otherwise; a test checks both give the same tokens and log-probs.
 

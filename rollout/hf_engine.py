@@ -1,4 +1,4 @@
-"""The HF rollout engine: a transformers causal LM sampled by :func:`funrl.models.generation.generate`.
+"""The HF rollout engine: a transformers causal LM sampled by :func:`funrl.rollout.generation.generate`.
 
 It serves on CPU (the embedded default, the tests) and on a single GPU where SGLang is not
 installed. It holds only the LLM part of the audio model (the ``llm/`` subfolder of a model
@@ -39,7 +39,7 @@ class HFEngine:
     # ------------------------------------------------------------------ protocol
 
     def generate(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams) -> RolloutBatch:
-        from funrl.models.generation import generate
+        from funrl.rollout.generation import generate
 
         if self.asleep:
             raise RuntimeError("HFEngine.generate called while asleep: call wake() first")

@@ -1,6 +1,6 @@
 """Batched greedy transcription of utterances with an AudioLLM (the path ``funrl eval`` and SFT's
 dev evaluation share): features -> :meth:`AudioLLM.encode_audio` -> :func:`build_prompt_embeds` ->
-:func:`funrl.models.generation.generate` (temperature 0) -> text."""
+:func:`funrl.rollout.generation.generate` (temperature 0) -> text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from funrl.models.generation import decode, generate
+from funrl.rollout.generation import decode, generate
 from funrl.models.prompt import build_prompt_embeds
 from funrl.rollout.protocol import SamplingParams
 

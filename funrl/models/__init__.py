@@ -1,9 +1,12 @@
-"""The Fun-ASR-style audio LLM: encoder -> adaptor -> causal LM (+ CTC head), its prompt, I/O, generation.
+"""The Fun-ASR-style audio LLM: encoder -> adaptor -> causal LM (+ CTC head), its prompt and I/O.
+
+Decoding lives with the rollout engines (:mod:`funrl.rollout.generation`); teacher-forced
+log-probs with the policy (:mod:`funrl.policy.teacher_forcing`).
 
 Names are imported lazily, so that importing ``funrl.models.config`` (the config schema does) does
 not load torch or transformers.
 
->>> from funrl.models import load_pretrained, build_prompt_embeds, generate    # doctest: +SKIP
+>>> from funrl.models import load_pretrained, build_prompt_embeds              # doctest: +SKIP
 >>> model, tok = load_pretrained("examples/checkpoints/tiny_warmstart")        # doctest: +SKIP
 """
 
@@ -12,10 +15,8 @@ import importlib
 _EXPORTS = {
     "AudioLLM": "audio_llm", "build_model": "audio_llm",
     "ModelConfig": "config", "PromptConfig": "config",
-    "decode": "generation", "generate": "generation",
     "load_pretrained": "io", "save_pretrained": "io",
-    "Prompts": "prompt", "build_prompt_embeds": "prompt", "completion_logprobs": "prompt",
-    "pack_completions": "prompt",
+    "Prompts": "prompt", "build_prompt_embeds": "prompt",
     "train_tokenizer": "tokenizer",
 }
 __all__ = sorted(_EXPORTS)

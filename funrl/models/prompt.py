@@ -14,8 +14,7 @@ unknown or ``prompt.language_hint`` is off). With ``prompt.use_hotwords`` and a 
 its completion is ``<|im_end|>`` alone.
 
 :func:`build_prompt_embeds` is used by SFT, rollout and evaluation alike, so the three see the same
-prompt. :func:`pack_completions` lays prompts and completions out for a forward pass (prompts
-left-padded, completions right-padded), shared by the SFT loss and :func:`completion_logprobs`.
+prompt.
 """
 
 from __future__ import annotations
@@ -97,54 +96,3 @@ def build_prompt_embeds(
         out.append(torch.cat([embed(ids_b), sp.to(embed.weight.dtype), embed(ids_a)], dim=0))  # [L_i, H]
     tids = [target_ids(tokenizer, t) for t in targets] if targets is not None else None
     return Prompts(out, tids)
-
-
-def pack_completions(llm, prompt_embeds: Sequence[torch.Tensor], completion_ids: Sequence[Sequence[int]]):
-    """Lay out ``prompt_i + completion_i`` rows: prompts left-padded to ``P``, completions right-padded.
-
-    Returns ``(inputs_embeds [N, P+C, H], attention_mask [N, P+C], position_ids [N, P+C],
-    targets [N, C], target_mask [N, C], P)``; the logits predicting ``targets[:, j]`` sit at
-    position ``P - 1 + j``. Row ``i`` uses ``prompt_embeds[i]`` (repeat prompts for G samples).
-    """
-    embed = llm.get_input_embeddings()
-    device, dtype = embed.weight.device, embed.weight.dtype
-    n = len(prompt_embeds)
-    p_max = max(int(e.shape[0]) for e in prompt_embeds)
-    c_max = max((len(c) for c in completion_ids), default=0)
-    hidden = prompt_embeds[0].shape[1]
-    targets = torch.zeros(n, c_max, dtype=torch.long, device=device)
-    tmask = torch.zeros(n, c_max, dtype=torch.bool, device=device)
-    for i, c in enumerate(completion_ids):
-        targets[i, : len(c)] = torch.as_tensor(list(c), dtype=torch.long, device=device)
-        tmask[i, : len(c)] = True
-    comp = embed(targets)  # [N, C, H]
-    rows, masks = [], []
-    for i, e in enumerate(prompt_embeds):
-        pad = p_max - e.shape[0]
-        rows.append(torch.cat([e.new_zeros(pad, hidden).to(dtype), e.to(dtype), comp[i]], dim=0))
-        masks.append(torch.cat([torch.zeros(pad, dtype=torch.bool, device=device),
-                                torch.ones(e.shape[0], dtype=torch.bool, device=device), tmask[i]]))
-    inputs = torch.stack(rows)  # [N, P+C, H]
-    attn = torch.stack(masks).long()  # [N, P+C]
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [N, P+C]
-    return inputs, attn, pos, targets, tmask, p_max
-
-
-def completion_logprobs(model_or_llm, prompt_embeds, completion_ids, temperature: float = 1.0):
-    """Per-token log π(token | prompt, prefix) under ``logits / temperature`` (0 -> raw logits).
-
-    ``model_or_llm``: an AudioLLM, or its ``llm`` (a transformers or PEFT causal LM).
-    ``prompt_embeds``: ``N`` tensors ``[L_i, H]``; ``completion_ids``: ``N`` ragged id lists.
-    Returns ``(logprobs [N, C], mask [N, C])``, differentiable, zero where ``mask`` is False.
-    """
-    llm = getattr(model_or_llm, "llm", model_or_llm)
-    inputs, attn, pos, targets, tmask, p = pack_completions(llm, prompt_embeds, completion_ids)
-    c = targets.shape[1]
-    if c == 0:
-        return targets.float(), tmask
-    out = llm(inputs_embeds=inputs, attention_mask=attn, position_ids=pos, use_cache=False, logits_to_keep=c + 1)
-    logits = out.logits[:, :-1].float()  # [N, C, V]: positions P-1 .. P+C-2
-    if temperature and temperature > 0:
-        logits = logits / temperature
-    lp = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None]).squeeze(-1)  # [N, C]
-    return lp.masked_fill(~tmask, 0.0), tmask

@@ -4,7 +4,7 @@
 with the encoder frozen; funrl trains it jointly from the start, which costs nothing for the tiny
 model and gives the encoder a direct alignment signal early, the usual hybrid CTC/attention
 recipe). CE is the mean over target tokens (transcript + ``<|im_end|>``) of -log p, computed
-with :func:`funrl.models.prompt.completion_logprobs`, the same function the GRPO policy uses.
+with :func:`funrl.policy.teacher_forcing.completion_logprobs`, the same function the GRPO policy uses.
 CTC targets are the transcript's BPE ids (no ``<|im_end|>``); blank is the last class; the loss
 is summed per utterance and averaged over the batch, with impossible alignments zeroed.
 """
@@ -16,7 +16,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-from funrl.models.prompt import build_prompt_embeds, completion_logprobs
+from funrl.models.prompt import build_prompt_embeds
+from funrl.policy.teacher_forcing import completion_logprobs
 
 
 def sft_loss(model, tokenizer, feats: torch.Tensor, lengths: torch.Tensor, samples: Sequence[Any],
@@ -24,7 +25,8 @@ def sft_loss(model, tokenizer, feats: torch.Tensor, lengths: torch.Tensor, sampl
     """``feats [B, T, F]``, ``lengths [B]`` -> ``(loss, metrics)`` with metrics detached floats."""
     enc, enc_len, speech, speech_len = model.forward_audio(feats, lengths)
     prompts = build_prompt_embeds(model, tokenizer, (speech, speech_len), samples, targets=texts)
-    lp, mask = completion_logprobs(model, prompts.embeds, prompts.target_ids)  # [B, C], [B, C]
+    rows = range(len(prompts.embeds))
+    lp, _, mask = completion_logprobs(model.llm, prompts.embeds, rows, prompts.target_ids, shared=False)  # [B, C]
     ce = -(lp * mask).sum() / mask.sum()
     metrics = {"ce": float(ce.detach()), "tokens": int(mask.sum())}
     loss = ce

@@ -6,8 +6,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3MoeConfig, Qwen3MoeForCausalLM
 
-from funrl.models.generation import generate
-from funrl.models.prompt import build_prompt_embeds, completion_logprobs, pack_completions
+from funrl.models.prompt import build_prompt_embeds
+from funrl.policy.teacher_forcing import completion_logprobs
+from funrl.rollout.generation import generate
 from funrl.rollout.protocol import SamplingParams
 
 from funrl.models.testing import SAMPLES, random_batch
@@ -20,11 +21,18 @@ def _prompts(model, tok):
 
 
 def _full_logits(model, prompts, completions):
-    """Logits predicting each completion token, from one uncached forward pass: [N, C, V]."""
-    inputs, attn, pos, targets, tmask, p = pack_completions(model.llm, prompts, completions)
+    """Logits predicting each completion token, from one uncached forward pass per row: [N, C, V]
+    (the slow reference: each row alone, no padding, the transformers forward's full logits)."""
+    c = max(len(y) for y in completions)
+    out = torch.zeros(len(prompts), c, model.llm.config.vocab_size)
+    mask = torch.zeros(len(prompts), c, dtype=torch.bool)
+    embed = model.llm.get_input_embeddings()
     with torch.no_grad():
-        logits = model.llm(inputs_embeds=inputs, attention_mask=attn, position_ids=pos).logits
-    return logits[:, p - 1 : -1], tmask
+        for i, (p, y) in enumerate(zip(prompts, completions)):
+            x = torch.cat([p, embed(torch.tensor(y[:-1], dtype=torch.long))])[None]  # [1, L+T-1, H]
+            out[i, : len(y)] = model.llm(inputs_embeds=x).logits[0, p.shape[0] - 1 :]
+            mask[i, : len(y)] = True
+    return out, mask
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["kv_decoder", "transformers"])
@@ -54,8 +62,10 @@ def test_sampled_logprobs_are_tempered_untruncated_and_prompt_major(tiny, lean):
     # ... but its logprob is log_softmax(logits / T) over the whole vocabulary
     ref = torch.log_softmax(logits / 0.7, -1).gather(-1, toks[..., None]).squeeze(-1)
     torch.testing.assert_close(torch.tensor(out.logprobs), ref, rtol=0, atol=2e-5)
-    lp, mask = completion_logprobs(model, rows, out.token_ids, temperature=0.7)
-    torch.testing.assert_close(lp.detach(), ref, rtol=0, atol=2e-5)
+    for shared in (True, False):  # the policy's teacher forcing, both layouts, recomputes the engine's numbers
+        lp, _, mask = completion_logprobs(model.llm, prompts, out.prompt_index, out.token_ids, temperature=0.7,
+                                          shared=shared)
+        torch.testing.assert_close(lp.detach(), ref, rtol=0, atol=2e-5)
     assert generate(model, prompts, 4, sp, lean=lean).token_ids == out.token_ids  # seeded: reproducible
     assert len({tuple(t) for t in out.token_ids}) > 3  # and actually sampled
 
@@ -77,12 +87,24 @@ def test_completion_logprobs_do_not_depend_on_batch_padding(tiny):
     model, tok = tiny
     prompts = _prompts(model, tok)
     comps = [[5, 6, 7], [8], [9, 10]]
-    batch, mask = completion_logprobs(model, prompts, comps)
+    batch, _, mask = completion_logprobs(model.llm, prompts, [0, 1, 2], comps, shared=False)
     assert mask.tolist() == [[True] * 3, [True, False, False], [True, True, False]]
     for i in range(3):
-        alone, _ = completion_logprobs(model, prompts[i : i + 1], comps[i : i + 1])
+        alone, _, _ = completion_logprobs(model.llm, prompts[i : i + 1], [0], comps[i : i + 1], shared=False)
         torch.testing.assert_close(batch[i, : len(comps[i])], alone[0], rtol=0, atol=2e-5)
     assert torch.all(batch[~mask] == 0)
+
+
+def test_per_step_noise_is_the_same_stream_as_noise_drawn_up_front():
+    """Sampling draws one ``[N, V]`` block of race noise per step (memory per step, not B·G·T·V);
+    the generator stream is the one an up-front ``[T, N, V]`` draw gave, so seeded runs keep their
+    tokens (and the demo its trained weights) across that change."""
+    g = torch.Generator().manual_seed(5)
+    upfront = torch.empty(7, 12, 401).exponential_(generator=g)
+    g = torch.Generator().manual_seed(5)
+    block = torch.empty(12, 401)
+    per_step = torch.stack([block.exponential_(generator=g).clone() for _ in range(7)])
+    assert torch.equal(upfront, per_step)
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2"])
@@ -103,7 +125,7 @@ def test_kv_decoder_matches_the_transformers_forward_on_other_decoders(family):
 
 
 def test_kv_decoder_says_why_it_cannot_run_a_model():
-    from funrl.models.fast_decode import KVDecoder, unsupported
+    from funrl.rollout.fast_decode import KVDecoder, unsupported
 
     cfg = Qwen3MoeConfig(vocab_size=61, hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_experts=2,
                          num_experts_per_tok=1, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1)
@@ -116,7 +138,7 @@ def test_kv_decoder_says_why_it_cannot_run_a_model():
 
 
 def test_exponential_race_draws_tokens_with_their_probabilities():
-    from funrl.models.generation import _sample
+    from funrl.rollout.generation import _sample
 
     p = torch.tensor([0.5, 0.3, 0.15, 0.05])
     n = 40000

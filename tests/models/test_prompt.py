@@ -52,18 +52,19 @@ def test_speech_span_is_spliced_between_the_text_embeddings(tiny):
 
 
 def _capture_first_llm_call(model):
-    """Record the inputs_embeds / attention_mask of the first call to model.llm (a forward hook)."""
+    """Record the inputs_embeds / attention_mask of the first call to the LLM's decoder stack
+    (a forward hook; teacher forcing runs the stack and then the head at completion positions)."""
     seen = []
 
     def hook(_mod, _args, kwargs):
         if not seen:
             seen.append((kwargs["inputs_embeds"].detach().clone(), kwargs["attention_mask"].clone()))
 
-    return seen, model.llm.register_forward_pre_hook(hook, with_kwargs=True)
+    return seen, model.llm.base_model.register_forward_pre_hook(hook, with_kwargs=True)
 
 
 def test_same_prompt_embeddings_in_training_rollout_and_eval(tiny, monkeypatch):
-    from funrl.models.fast_decode import KVDecoder
+    from funrl.rollout.fast_decode import KVDecoder
 
     model, tok = tiny
     feats, lengths = random_batch(3)
@@ -79,11 +80,12 @@ def test_same_prompt_embeddings_in_training_rollout_and_eval(tiny, monkeypatch):
     with torch.no_grad():
         sft_loss(model, tok, feats, lengths, samples, texts, ctc_weight=0.3)  # training path
     h.remove()
-    train_inputs, train_mask = seen[0]
-    p = max(e.shape[0] for e in ref)  # prompts are left-padded to P, targets follow
-    for i, e in enumerate(ref):
-        assert int(train_mask[i, :p].sum()) == e.shape[0]
-        torch.testing.assert_close(train_inputs[i, p - e.shape[0] : p], e, rtol=0, atol=1e-6)
+    train_inputs, train_mask = seen[0]  # one row per utterance: prompt, then the target's tokens, right-padded
+    for i, (e, text) in enumerate(zip(ref, texts)):
+        fed = len(tok(text, add_special_tokens=False).input_ids) if text else 0  # target[:-1]: <|im_end|> is not fed
+        assert int(train_mask[i].sum()) == e.shape[0] + fed
+        torch.testing.assert_close(train_inputs[i, : e.shape[0]], e, rtol=0, atol=1e-6)
+    p = max(e.shape[0] for e in ref)  # generation left-pads prompts to P
 
     seen = []  # generation prefills through the lean KV decoder, not model.llm's forward
     prefill = KVDecoder.prefill

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
-from funrl.policy.batch import build_inputs, build_shared_inputs
+from funrl.policy.teacher_forcing import build_inputs, build_shared_inputs
 
 H = 4
 

@@ -42,7 +42,7 @@ class RolloutWorker(Worker):
         self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
     def generate(self, prompt_embeds, n: int, sampling: SamplingParams, step: int):
-        from funrl.models.generation import decode
+        from funrl.rollout.generation import decode
 
         prompt_embeds = prompt_tensors(prompt_embeds)
         if not sampling.stop_token_ids:
@@ -69,14 +69,15 @@ class RolloutWorker(Worker):
 
     def score(self, embeds, completions: list[list[int]], prompt_index: list[int]) -> list[torch.Tensor]:
         """Log-probs of given completions under the engine's weights (HF engine; tests, debugging)."""
-        from funrl.models.prompt import completion_logprobs
+        from funrl.policy.teacher_forcing import completion_logprobs
 
         if not hasattr(self.engine, "model"):
             raise RuntimeError(f"score() needs the HF engine's in-process model; {type(self.engine).__name__} has none")
-        embeds = prompt_tensors(embeds)
-        rows = [embeds[i] for i in prompt_index]
+        weight = self.engine.model.get_input_embeddings().weight
+        embeds = [e.to(weight.device, weight.dtype) for e in prompt_tensors(embeds)]
         with torch.inference_mode():
-            lp, mask = completion_logprobs(self.engine.model, rows, completions, self.temperature)
+            lp, _, _ = completion_logprobs(self.engine.model, embeds, prompt_index, completions,
+                                           temperature=self.temperature, shared=False)
         return [lp[i, : len(c)] for i, c in enumerate(completions)]
 
     def shutdown(self) -> None:

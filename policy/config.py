@@ -49,7 +49,7 @@ class AlgorithmConfig:
     # log-probs equal the update's own (detached), as TRL does when on-policy. True runs a separate
     # no-grad pass instead (verl's behaviour; needed only if a rollout fed several updates).
     recompute_old_logprobs: bool = False
-    temperature: float = 1.0  # the rollout sampling temperature; policy log-probs use logits / temperature
+    # The temperature of the log-probs is the rollout's (rollout.temperature): one key for one fact.
 
     def __post_init__(self) -> None:
         _choice("adv_std", self.adv_std, ADV_STD_MODES)
@@ -66,7 +66,6 @@ class AlgorithmConfig:
         _check("kl_coef", self.kl_coef >= 0, "a number >= 0", self.kl_coef)
         if self.loss_norm_length is not None:
             _check("loss_norm_length", self.loss_norm_length >= 1, "null or an integer >= 1", self.loss_norm_length)
-        _check("temperature", self.temperature >= 0, "a number >= 0 (0 means greedy: raw logits)", self.temperature)
 
 
 def _check(key: str, ok: bool, expected: str, got: object) -> None:
@@ -94,13 +93,21 @@ def _default_lora_targets() -> List[str]:
 
 @dataclass
 class LoraSettings:
-    """``policy.lora``: a peft ``LoraConfig`` on the LLM (``enabled: false`` = full fine-tuning)."""
+    """LoRA on the LLM, a peft ``LoraConfig`` (``enabled: false`` = full fine-tuning). The one
+    settings class of ``policy.lora`` and ``sft.lora`` (the sections differ only in defaults)."""
 
     enabled: bool = True
     r: int = 16
     alpha: float = 32.0  # peft lora_alpha; the update is scaled by alpha / r
     dropout: float = 0.0
     target_modules: List[str] = field(default_factory=_default_lora_targets)  # nn.Linear module names
+
+    def wrap(self, llm):
+        """``peft.get_peft_model(llm, LoraConfig(...))`` with these settings."""
+        from peft import LoraConfig, get_peft_model
+
+        return get_peft_model(llm, LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+                                              target_modules=list(self.target_modules)))
 
 
 @dataclass

@@ -87,8 +87,10 @@ class PolicyWorker:
         rank: int = 0,
         init_method: Optional[str] = None,
         device: Optional[str] = None,
+        temperature: float = 1.0,
     ):
         self.cfg, self.algo, self.rank, self.world_size = cfg, algorithm, rank, cfg.world_size
+        self.temperature = temperature  # the rollout's: log-probs of the distribution it sampled from
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device.index or 0)
@@ -151,7 +153,7 @@ class PolicyWorker:
         else:  # dummy row keeping the collectives in step; its output is discarded or weighted 0
             prompts = [torch.zeros(1, module.hf_model().get_input_embeddings().embedding_dim, device=self.device)]
             index, ids = [0], [torch.zeros(1, dtype=torch.long)]
-        return module(prompts, index, ids, temperature=self.algo.temperature, with_entropy=with_entropy)
+        return module(prompts, index, ids, temperature=self.temperature, with_entropy=with_entropy)
 
     # ------------------------------------------------------------------ log-probs
     @torch.no_grad()
@@ -344,12 +346,7 @@ def _load_llm(llm: Union[nn.Module, str]) -> nn.Module:
 
 
 def _with_lora(llm: nn.Module, cfg: PolicyConfig) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    lc = cfg.lora
-    model = get_peft_model(
-        llm, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=list(lc.target_modules))
-    )
+    model = cfg.lora.wrap(llm)
     check_lora_layers(model)
     return model
 

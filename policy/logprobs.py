@@ -45,7 +45,7 @@ def token_logprobs(
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} must be labels {tuple(labels.shape)} plus a vocab dimension")
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (algorithm.temperature), got {temperature}")
+        raise ValueError(f"temperature must be >= 0 (rollout.temperature), got {temperature}")
     vocab = logits.shape[-1]
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= vocab):
         raise ValueError(

@@ -1,21 +1,31 @@
 """Config section ``rollout``: which engine samples the completions, and how.
 
-The sampling fields mirror :class:`funrl.rollout.protocol.SamplingParams` one to one (same names,
-same defaults), so ``cfg.rollout.sampling()`` is the object every engine receives. Engine-specific
-knobs live in a sub-section: ``rollout.sglang.*`` for the SGLang engine.
+:class:`SamplingParams` is defined once, here (torch-free, so that loading a config stays light),
+and re-exported by the engine protocol (:mod:`funrl.rollout.protocol`). :class:`RolloutConfig`
+extends it, so the section's sampling keys *are* its fields, and ``cfg.rollout.sampling()`` is the
+object every engine receives. Engine-specific knobs live in a sub-section: ``rollout.sglang.*``.
 
 Example overrides: ``rollout.engine=sglang rollout.temperature=1.0 rollout.sglang.bucket_mb=256``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
-
-if TYPE_CHECKING:  # the protocol imports torch; config loading must stay light
-    from funrl.rollout.protocol import SamplingParams
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Optional
 
 ENGINES = ("hf", "sglang")
+
+
+@dataclass
+class SamplingParams:
+    """How an engine samples (the rollout protocol's argument to ``generate``)."""
+
+    temperature: float = 1.0  # 0 means greedy; the policy's log-probs use the same temperature
+    top_p: float = 1.0
+    top_k: int = -1  # -1: no top-k truncation
+    max_new_tokens: int = 64
+    stop_token_ids: List[int] = field(default_factory=list)  # empty: the model's own EOS only
+    seed: Optional[int] = None
 
 
 @dataclass
@@ -41,30 +51,16 @@ class SGLangConfig:
 
 
 @dataclass
-class RolloutConfig:
-    """How completions are sampled. Fields up to ``seed`` are :class:`SamplingParams`."""
+class RolloutConfig(SamplingParams):
+    """How completions are sampled: the :class:`SamplingParams` fields, the engine and its knobs."""
 
     engine: str = "hf"  # "hf" (transformers, CPU/GPU) or "sglang"
-    temperature: float = 1.0  # 0 means greedy
-    top_p: float = 1.0
-    top_k: int = -1  # -1: no top-k truncation
-    max_new_tokens: int = 64
-    stop_token_ids: List[int] = field(default_factory=list)  # empty: the model's own EOS only
-    seed: Optional[int] = None
     sglang: SGLangConfig = field(default_factory=SGLangConfig)
 
-    def sampling(self) -> "SamplingParams":
-        """The protocol's sampling parameters from this section."""
-        from funrl.rollout.protocol import SamplingParams
-
-        return SamplingParams(
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_new_tokens=self.max_new_tokens,
-            stop_token_ids=tuple(self.stop_token_ids),
-            seed=self.seed,
-        )
+    def sampling(self) -> SamplingParams:
+        """The protocol's sampling parameters from this section (a copy: engines may fill in stops)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(SamplingParams)}
+        return SamplingParams(**{**kw, "stop_token_ids": list(self.stop_token_ids)})
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the key for values the type alone cannot rule out."""

@@ -18,19 +18,11 @@ log-softmax of the raw logits. The completion includes the stop token when one e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Protocol, Sequence, runtime_checkable
+from typing import Iterable, Protocol, runtime_checkable
 
 import torch
 
-
-@dataclass
-class SamplingParams:
-    temperature: float = 1.0  # 0 means greedy
-    top_p: float = 1.0
-    top_k: int = -1  # -1: no top-k truncation
-    max_new_tokens: int = 64
-    stop_token_ids: Sequence[int] = ()
-    seed: int | None = None
+from funrl.rollout.config import SamplingParams  # noqa: F401  (defined once, with the config section)
 
 
 @dataclass

@@ -15,12 +15,10 @@ class DataConfig:
 
     train_manifest: Optional[str] = None
     eval_manifest: Optional[str] = None
-    sample_rate: int = 16000
-    num_mel_bins: int = 80
+    # The front end (16 kHz, fbank bins, CMVN) is the model's: its config and saved statistics.
     # utterances longer than this (seconds) are left out of training with a counted report
     # (funrl.data.config.filter_by_duration); None keeps everything
     max_duration: Optional[float] = None
-    cmvn_file: Optional[str] = None  # JSON from funrl.data.features.Cmvn.save; None: no CMVN
 
     def require(self, key: str) -> str:
         """The path at ``key`` (``train_manifest`` / ``eval_manifest``), or an actionable error."""

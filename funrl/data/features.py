@@ -8,9 +8,7 @@ front layer, not here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 import kaldi_native_fbank as knf
@@ -75,7 +73,8 @@ def collate(feats: Sequence[np.ndarray]) -> tuple["torch.Tensor", "torch.Tensor"
 
 @dataclass
 class Cmvn:
-    """Global per-dimension mean and standard deviation of features."""
+    """Global per-dimension mean and standard deviation of features (the one CMVN: SFT writes it
+    into the encoder's ``feat_mean`` / ``feat_std`` buffers, which travel with the weights)."""
 
     mean: np.ndarray  # [D]
     std: np.ndarray  # [D]
@@ -84,32 +83,27 @@ class Cmvn:
     def apply(self, feats: np.ndarray) -> np.ndarray:
         return ((feats - self.mean) / self.std).astype(np.float32)
 
-    def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist(),
-                                          "frames": self.frames}))
 
-    @classmethod
-    def load(cls, path: str | Path) -> "Cmvn":
-        d = json.loads(Path(path).read_text())
-        return cls(np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32),
-                   int(d["frames"]))
-
-
-def compute_cmvn(utterances: Iterable["Utterance"], extractor: FbankExtractor | None = None,
-                 floor: float = 1e-5) -> Cmvn:
-    """Mean and std over all frames of all utterances (float64 sums; std floored at ``floor``)."""
-    extractor = extractor or FbankExtractor()
-    total = np.zeros(extractor.num_mel_bins, np.float64)
-    total_sq = np.zeros(extractor.num_mel_bins, np.float64)
+def cmvn_stats(feats: Iterable[np.ndarray], floor: float = 1e-3) -> Cmvn:
+    """Mean and std over all frames of ``[T_i, D]`` feature matrices (float64 sums; std floored at
+    ``floor``, so a bin that never varies is not blown up)."""
+    total = total_sq = None
     frames = 0
-    for utt in utterances:
-        f = extractor(load_audio(utt.audio, extractor.sample_rate)).astype(np.float64)
+    for f in feats:
+        f = np.asarray(f, np.float64)
+        if total is None:
+            total, total_sq = np.zeros(f.shape[1]), np.zeros(f.shape[1])
         total += f.sum(axis=0)
         total_sq += np.square(f).sum(axis=0)
         frames += f.shape[0]
-    if frames == 0:
-        raise ValueError("compute_cmvn: the utterances gave no feature frames (all shorter than "
-                         "one 25 ms window?)")
+    if not frames:
+        raise ValueError("CMVN: the utterances gave no feature frames (all shorter than one 25 ms window?)")
     mean = total / frames
     std = np.sqrt(np.maximum(total_sq / frames - mean**2, floor**2))
     return Cmvn(mean.astype(np.float32), std.astype(np.float32), frames)
+
+
+def compute_cmvn(utterances: Iterable["Utterance"], extractor: FbankExtractor | None = None) -> Cmvn:
+    """:func:`cmvn_stats` of every utterance's features."""
+    extractor = extractor or FbankExtractor()
+    return cmvn_stats(extractor(load_audio(utt.audio, extractor.sample_rate)) for utt in utterances)

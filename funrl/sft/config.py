@@ -5,16 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List
 
+from funrl.policy.config import LoraSettings
 
-@dataclass
-class LoraSpec:
-    """LoRA on the LLM (peft ``LoraConfig`` fields); off by default (full fine-tuning)."""
 
-    enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: List[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+def _sft_lora() -> LoraSettings:
+    """SFT's defaults: off (full fine-tuning), and when on, r 8 on the attention projections."""
+    return LoraSettings(enabled=False, r=8, alpha=16.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
 
 
 @dataclass
@@ -31,7 +27,7 @@ class SftConfig:
     ctc_weight: float = 0.3  # loss = CE(target) + ctc_weight * CTC
     grad_clip: float = 1.0
     trainable: List[str] = field(default_factory=lambda: ["encoder", "adaptor", "llm", "ctc"])
-    lora: LoraSpec = field(default_factory=LoraSpec)
+    lora: LoraSettings = field(default_factory=_sft_lora)
     spec_augment: bool = True  # time and frequency masking of training features
     eval_every: int = 250  # steps between dev evaluations (and checkpoints)
     eval_max_utterances: int = 300  # dev subset decoded at each evaluation (0: all)

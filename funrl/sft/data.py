@@ -38,12 +38,6 @@ def load_features(manifest: str, log=print, max_duration: float | None = None) -
     return FeatureSet(utts, feats)
 
 
-def global_cmvn(feats: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-bin mean and standard deviation over all frames: ``([F], [F])``."""
-    cat = np.concatenate([f for f in feats if len(f)], axis=0)  # [sum T, F]
-    return torch.from_numpy(cat.mean(0)), torch.from_numpy(np.maximum(cat.std(0), 1e-3))
-
-
 def bucketed_batches(lengths: list[int], batch_size: int, rng: np.random.Generator, bucket: int = 50) -> Iterator[list[int]]:
     """One epoch of index batches: shuffle, sort within windows of ``bucket`` batches by length
     (less padding), then shuffle the batches."""

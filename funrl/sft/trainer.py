@@ -22,7 +22,8 @@ import torch
 
 from funrl.config import ConfigError
 
-from funrl.sft.data import FeatureSet, bucketed_batches, global_cmvn, load_features, spec_augment
+from funrl.data.features import cmvn_stats
+from funrl.sft.data import FeatureSet, bucketed_batches, load_features, spec_augment
 
 
 def build_or_load(cfg, train: FeatureSet, log=print):
@@ -39,8 +40,8 @@ def build_or_load(cfg, train: FeatureSet, log=print):
     else:
         tok = train_tokenizer([u.text for u in train.utts], cfg.model.vocab_size, template_strings(cfg.model.prompt))
         model = build_model(cfg.model, tok)
-        mean, std = global_cmvn(train.feats)
-        model.encoder.feat_mean.copy_(mean), model.encoder.feat_std.copy_(std)
+        cmvn = cmvn_stats(train.feats)
+        model.encoder.feat_mean.copy_(torch.from_numpy(cmvn.mean)), model.encoder.feat_std.copy_(torch.from_numpy(cmvn.std))
         log(f"model: built from config, {count_parameters(model) / 1e6:.2f}M parameters, vocabulary {len(tok)}")
     return model, tok
 
@@ -53,11 +54,7 @@ def select_trainable(model, cfg) -> list[torch.nn.Parameter]:
     if bad:
         raise ConfigError(f"sft.trainable: unknown part(s) {bad}; choose from {list(PARTS)}")
     if cfg.sft.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        lc = cfg.sft.lora
-        model.llm = get_peft_model(model.llm, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                                         target_modules=list(lc.target_modules)))
+        model.llm = cfg.sft.lora.wrap(model.llm)
     for name in ("encoder", "adaptor", "ctc", "llm"):
         if name == "ctc" and model.ctc_head is None:
             continue

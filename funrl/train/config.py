@@ -10,8 +10,6 @@ from typing import Dict, Optional
 class TrainConfig:
     steps: int = 20
     prompts_per_step: int = 8  # B: prompts sampled per step; each gets algorithm.group_size samples
-    log_every: int = 1
-    eval_every: int = 0  # 0: no periodic eval (funrl eval runs afterwards)
     shuffle: bool = True
     resume: str = ""  # "" (fresh), "latest", or a checkpoint folder
 

@@ -58,11 +58,6 @@ class Trainer:
         self.G = cfg.algorithm.group_size
         self._phase: dict[str, float] = {}
         self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
-        if cfg.rollout.temperature != cfg.algorithm.temperature:
-            raise ConfigError(
-                f"rollout.temperature={cfg.rollout.temperature} but algorithm.temperature={cfg.algorithm.temperature}: "
-                "the policy's log-probs must use the temperature the rollout sampled at; set both to the same value"
-            )
         self.roles = Roles.start(cfg, self.run_dir)
         self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from funrl.data.features import Cmvn, FbankExtractor, collate, compute_cmvn
+from funrl.data.features import FbankExtractor, collate, compute_cmvn
 from funrl.data.manifest import load_manifest
 
 
@@ -55,6 +55,6 @@ def test_small_corpus_reads_back_through_loader_and_extractor(small_corpus, tmp_
     normed = np.concatenate([cmvn.apply(f) for f in feats])
     np.testing.assert_allclose(normed.mean(axis=0), 0, atol=1e-3)
     np.testing.assert_allclose(normed.std(axis=0), 1, atol=1e-3)
-    cmvn.save(tmp_path / "cmvn.json")
-    again = Cmvn.load(tmp_path / "cmvn.json")
-    np.testing.assert_array_equal(again.mean, cmvn.mean)
+    flat = np.concatenate(feats).astype(np.float64)  # the slow reference: numpy over all frames at once
+    np.testing.assert_allclose(cmvn.mean, flat.mean(0), rtol=0, atol=1e-4)
+    np.testing.assert_allclose(cmvn.std, np.maximum(flat.std(0), 1e-3), rtol=1e-5, atol=1e-5)

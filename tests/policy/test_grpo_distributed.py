@@ -22,7 +22,7 @@ from funrl.policy.loss import compute_grpo_loss, local_counts
 B, T, V, H, G = 8, 7, 11, 4, 4
 RANK_ROWS = ([0, 1, 2], [3, 4, 5, 6, 7])  # uneven split across the 2 ranks
 CONFIGS = [
-    AlgorithmConfig(temperature=0.7),  # report form: seq-mean-token-mean, k3, β = 0.04
+    AlgorithmConfig(),  # report form: seq-mean-token-mean, k3, β = 0.04
     AlgorithmConfig(loss_agg_mode="token-mean", clip_high=0.28, dual_clip=3.0, ratio_level="sequence"),
     AlgorithmConfig(loss_agg_mode="seq-mean-token-sum-norm", loss_norm_length=T, kl_estimator="k2"),
 ]
@@ -51,7 +51,7 @@ def shard_loss(params, rows, cfg, n_tok, n_seq, data):
     tokens, mask, old, ref, adv = (x[rows] for x in data)
     emb, out = params
     logits = emb[tokens[:, :-1]] @ out  # [b, T, V]
-    logp, ent = token_logprobs(logits, tokens[:, 1:], temperature=cfg.temperature, with_entropy=True)  # [b, T]
+    logp, ent = token_logprobs(logits, tokens[:, 1:], temperature=0.7, with_entropy=True)  # [b, T]
     return compute_grpo_loss(logp, old, adv, mask, cfg, ref_logp=ref, entropy=ent, global_num_tokens=n_tok,
                              global_num_seqs=n_seq)
 

@@ -71,5 +71,5 @@ def test_bad_inputs_are_explained():
         token_logprobs(torch.zeros(1, 2, 4), torch.tensor([[1, -100]]))
     with pytest.raises(ValueError, match="vocab dimension"):
         token_logprobs(torch.zeros(1, 2, 4), torch.tensor([[1]]))
-    with pytest.raises(ValueError, match="algorithm.temperature"):
+    with pytest.raises(ValueError, match="temperature must be >= 0"):
         token_logprobs(torch.zeros(1, 1, 4), torch.tensor([[1]]), temperature=-1.0)

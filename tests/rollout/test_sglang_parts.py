@@ -45,9 +45,11 @@ def test_gpu_engine_kwargs_use_mem_fraction_and_memory_saver():
 def test_rollout_config_gives_the_protocol_sampling_params():
     cfg = RolloutConfig(temperature=0.7, top_k=20, stop_token_ids=[5, 6], seed=1)
     assert cfg.sampling() == SamplingParams(temperature=0.7, top_p=1.0, top_k=20, max_new_tokens=64,
-                                            stop_token_ids=(5, 6), seed=1)
-    # Same names and defaults as the protocol's dataclass.
+                                            stop_token_ids=[5, 6], seed=1)
     assert RolloutConfig().sampling() == SamplingParams()
+    from funrl.rollout import config
+
+    assert config.SamplingParams is SamplingParams  # one class: the protocol re-exports the config's
 
 
 @pytest.mark.parametrize("change, key", [

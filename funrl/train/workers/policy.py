@@ -42,7 +42,7 @@ class PolicyActor(Worker):
         dev = "cuda" if self.device == "cuda" else "cpu"
         llm = str(Path(self.cfg.model.path) / "llm")
         self.worker = PolicyWorker(self.cfg.policy, self.cfg.algorithm, llm, rank=self.rank,
-                                   init_method=init_method, device=dev)
+                                   init_method=init_method, device=dev, temperature=self.cfg.rollout.temperature)
 
     def _batch(self, embeds, rollout, idx: list[int], adv=None, with_cache: bool = False):
         from funrl.policy.batch import PolicyBatch

@@ -46,7 +46,7 @@ class RolloutWorker(Worker):
 
         prompt_embeds = prompt_tensors(prompt_embeds)
         if not sampling.stop_token_ids:
-            sampling.stop_token_ids = tuple(self.stop_ids)
+            sampling.stop_token_ids = list(self.stop_ids)
         with self.rec.span("rollout", step=step, prompts=len(prompt_embeds)) as s:
             batch: RolloutBatch = self.engine.generate(prompt_embeds, n, sampling)
             s.args["tokens"] = batch.num_tokens

@@ -39,6 +39,7 @@ class AlgorithmConfig:
     # --- KL to the reference policy (the -β·D_KL term of Eq. 2)
     kl_coef: float = 0.04  # β; 0.04 is the GRPO paper's value (DeepSeekMath); 0 skips the reference pass
     kl_estimator: str = "k3"  # "k1" | "k2" | "k3" (Schulman's low-variance estimator, as GRPO)
+    kl_ratio_correction: bool = False  # multiply the per-token KL by π_θ/π_old (TRL's use_bias_correction_kl)
 
     # --- aggregation
     loss_agg_mode: str = "seq-mean-token-mean"  # the report's 1/G Σ 1/|o_i| Σ_t; DAPO/verl use "token-mean"

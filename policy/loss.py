@@ -39,8 +39,15 @@ Departures, and why:
 - k3 is clamped like verl (``-log ρ`` to [-20, 20], then the estimate to [-10, 10]); TRL does not
   clamp. The values agree wherever |log ρ| stays below ~2.5, i.e. in any sane run.
 - ``log_ratio_clamp`` is symmetric and the same for both ratio levels (verl: ±20 token, ≤10 GSPO).
-- ``seq-mean-token-sum-norm`` divides by the number of sequences as Dr.GRPO's paper and TRL do;
-  verl's ``agg_loss`` omits that division, so its value is funrl's times the sequence count.
+- ``seq-mean-token-sum-norm`` divides by the number of sequences times the constant, as Dr.GRPO's
+  paper, TRL and verl 0.9.1's ``agg_loss`` do (older verl omitted the sequence count).
+- The KL term is TRL's with ``use_bias_correction_kl=False``. TRL 1.16 defaults to ``True``, which
+  multiplies the per-token KL by the importance ratio π_θ/π_old and so changes the gradient (one
+  token, log π -1, log π_ref -1.5, A = 0, β = 0.04: gradient 0.0200 there, 0.0157 here, see
+  ``tests/policy/test_grpo_published.py``). verl adds the KL without the ratio, as funrl does;
+  ``algorithm.kl_ratio_correction=true`` gives TRL's default.
+- ``approx_kl_old`` is verl's ``ppo_kl``: the mean of ``log π_old - log π_θ`` after the token
+  log-ratio is clamped to ``±log_ratio_clamp`` (verl clamps its ``negative_approx_kl`` to ±20).
 - Normalisers are *global*: the caller passes the token and non-empty-sequence counts of the whole
   optimiser step (all micro-batches, all data-parallel ranks; see :func:`local_counts`). A
   micro-batch's loss is then its share of the step's loss: summing the losses (and gradients) over
@@ -99,8 +106,8 @@ def importance_ratio(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 3 ``r = exp(log π_θ - log π_old)`` per token, or GSPO's per-sequence ratio at token level.
 
-    Metrics: ``ratio_mean/min/max`` and ``approx_kl_old`` = mean(log π_old - log π_θ) (k1 of the
-    old policy, verl's ``ppo_kl``), over the masked tokens.
+    Metrics: ``ratio_mean/min/max`` and ``approx_kl_old`` = mean(log π_old - log π_θ), the token
+    log-ratio clamped to ±``log_clamp`` (k1 of the old policy, verl's ``ppo_kl``), over the masked tokens.
     """
     if level not in RATIO_LEVELS:
         raise ValueError(f"level must be one of {RATIO_LEVELS} (algorithm.ratio_level), got {level!r}")
@@ -119,7 +126,7 @@ def importance_ratio(
         "ratio_mean": _mean(ratio, mask, num_tokens),
         "ratio_min": _extreme(ratio, mask, largest=False),
         "ratio_max": _extreme(ratio, mask, largest=True),
-        "approx_kl_old": _mean(-log_r, mask, num_tokens),
+        "approx_kl_old": _mean(-log_r.clamp(-log_clamp, log_clamp), mask, num_tokens),
     }
     return ratio, metrics
 
@@ -275,6 +282,8 @@ def compute_grpo_loss(
             )
         kl_mat, m = kl_penalty(logp, ref_logp, mask, estimator=cfg.kl_estimator, num_tokens=n_tok)  # [B, T]
         metrics.update(m)
+        if cfg.kl_ratio_correction:  # TRL use_bias_correction_kl: the KL of samples from π_old, reweighted
+            kl_mat = kl_mat * ratio  # [B, T]
         total_mat = pg_mat + cfg.kl_coef * kl_mat  # [B, T]
         metrics["kl_loss"] = aggregate_loss(kl_mat.detach(), mask, **agg)[0]
     loss, _ = aggregate_loss(total_mat, mask, **agg)  # []

@@ -3,7 +3,7 @@
 Each ``verl_*`` / ``trl_*`` function below is a slow transcription of the published formula, written
 here from reading the source (not copied), citing the function it follows:
 
-- verl: volcengine/verl @ b178a3cd, ``verl/trainer/ppo/core_algos.py`` (``compute_grpo_outcome_advantage``,
+- verl: volcengine/verl @ b178a3cd (``agg_loss``'s Dr.GRPO branch as in verl 0.9.1), ``verl/trainer/ppo/core_algos.py`` (``compute_grpo_outcome_advantage``,
   ``agg_loss``, ``compute_policy_loss_vanilla``, ``compute_policy_loss_gspo``, ``kl_penalty_forward``) and
   ``verl/utils/torch_functional.py`` (``logprobs_from_logits_v2``, ``entropy_from_logits``, ``masked_mean``);
   the KL loss is added in ``verl/workers/actor/dp_actor.py`` (``policy_loss + kl_loss * kl_loss_coef``).
@@ -13,6 +13,8 @@ here from reading the source (not copied), citing the function it follows:
 """
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -53,7 +55,9 @@ def verl_agg_loss(mat, mask, mode, batch_num_tokens, global_batch_size, loss_sca
     if mode == "seq-mean-token-mean":
         seq = (mat * m).sum(-1) / (m.sum(-1) + 1e-8)
         return (seq * (m.sum(-1) > 0)).sum() / global_batch_size
-    return (mat * m).sum(-1).sum() / loss_scale_factor  # seq-mean-token-sum-norm
+    # seq-mean-token-sum-norm: verl 0.9.1 divides the summed sequence losses by the global sequence
+    # count times the constant (older verl, b178a3cd, divided by the constant alone)
+    return (mat * m).sum(-1).sum() / (global_batch_size * loss_scale_factor)
 
 
 def verl_vanilla(old, logp, adv, mask, clip_low, clip_high, clip_c, mode, n_tok, n_seq):
@@ -225,14 +229,17 @@ def test_kl_estimators_equal_verl(kind):
     assert torch.allclose(ours, verl_kl(logp, ref, kind), atol=1e-6)
 
 
-def test_dr_grpo_norm_is_verl_times_num_seqs():
-    # verl's seq-mean-token-sum-norm does not divide by the number of sequences; funrl (and TRL) do
+def test_dr_grpo_norm_equals_verl():
+    # by hand: loss [[1, 2], [3, 0]], mask [[1, 1], [1, 0]], L = 2: (1 + 2 + 3) / (2 seqs · 2) = 1.5
+    mat, m = torch.tensor([[1.0, 2.0], [3.0, 0.0]]), torch.tensor([[1, 1], [1, 0]]).bool()
+    ours, _ = aggregate_loss(mat, m, "seq-mean-token-sum-norm", global_num_tokens=3, global_num_seqs=2, norm_length=2)
+    assert ours.item() == 1.5 == verl_agg_loss(mat, m, "seq-mean-token-sum-norm", 3, 2, loss_scale_factor=2).item()
     logp, _, _, _, mask = random_batch(1)
     n_tok, n_seq = local_counts(mask)
     ours, _ = aggregate_loss(logp, mask, "seq-mean-token-sum-norm", global_num_tokens=n_tok, global_num_seqs=n_seq,
                              norm_length=12)
-    verl = verl_agg_loss(logp, mask, "seq-mean-token-sum-norm", None, None, loss_scale_factor=12)
-    assert (ours * n_seq).item() == pytest.approx(verl.item(), abs=1e-6)
+    verl = verl_agg_loss(logp, mask, "seq-mean-token-sum-norm", n_tok, n_seq, loss_scale_factor=12)
+    assert ours.item() == pytest.approx(verl.item(), abs=1e-6)
 
 
 @pytest.mark.parametrize("temperature", [0.6, 1.0])
@@ -249,3 +256,29 @@ def test_logprobs_and_entropy_equal_verl_and_trl(temperature):
         assert torch.allclose(ours.double(), verl_logp, atol=1e-5 if dtype == torch.float32 else 1e-12)
         for theirs in (verl_ent, trl_ent):
             assert torch.allclose(ent.double(), theirs, atol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("correction, grad", [(False, 0.04 * (1 - math.exp(-0.5))), (True, 0.04 * 0.5)])
+def test_kl_gradient_with_and_without_trls_ratio_correction(correction, grad):
+    """One token, log π = -1, log π_ref = -1.5, A = 0, β = 0.04, k3 (worked by hand):
+    d = -0.5, KL = e^d - d - 1 ≈ 0.1065, ∂KL/∂log π = 1 - e^d ≈ 0.3935 → gradient β·0.3935 ≈ 0.0157.
+    TRL 1.16's default (use_bias_correction_kl=True) takes KL·r with r = 1 and ∂r/∂log π = 1:
+    ∂/∂log π = 0.3935 + 0.1065 = 0.5 → gradient 0.0200."""
+    logp = torch.tensor([[-1.0]], dtype=F64, requires_grad=True)
+    cfg = AlgorithmConfig(kl_coef=0.04, kl_ratio_correction=correction)
+    loss, _ = compute_grpo_loss(logp, logp.detach(), torch.zeros(1, dtype=F64), torch.ones(1, 1, dtype=torch.bool), cfg,
+                                ref_logp=torch.tensor([[-1.5]], dtype=F64), global_num_tokens=1, global_num_seqs=1)
+    loss.backward()
+    assert logp.grad.item() == pytest.approx(grad, abs=1e-12)
+    assert round(logp.grad.item(), 4) == (0.02 if correction else 0.0157)
+
+
+def test_approx_kl_old_clamps_the_log_ratio_like_verls_ppo_kl():
+    logp, old, _, adv, mask = random_batch(2)
+    old = old.clone()
+    old[0, 0] = logp[0, 0] + 30.0  # |log r| = 30 > the clamp of 20
+    n_tok, n_seq = local_counts(mask)
+    _, m = compute_grpo_loss(logp, old, adv, mask, AlgorithmConfig(kl_coef=0.0), global_num_tokens=n_tok,
+                             global_num_seqs=n_seq)
+    _, vm = verl_vanilla(old, logp, adv, mask, 0.2, 0.2, 3.0, "token-mean", n_tok, n_seq)
+    assert bool(mask[0, 0]) and m["approx_kl_old"].item() == pytest.approx(vm["ppo_kl"].item(), abs=1e-6)

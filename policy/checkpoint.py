@@ -20,7 +20,7 @@ only rank 0 needs to see ``path``. Restoring reproduces the next update exactly 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -33,32 +33,44 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-if TYPE_CHECKING:
-    from funrl.policy.fsdp_worker import PolicyWorker
+
+
+class PolicyState(Protocol):
+    """What checkpointing reads and restores of one policy rank
+    (:class:`funrl.policy.fsdp_worker.PolicyWorker`, which calls this module)."""
+
+    cfg: Any  # PolicyConfig
+    model: torch.nn.Module  # the FSDP2 root (CompletionLM)
+    optim: torch.optim.Optimizer
+    scheduler: Any  # LambdaLR
+    rank: int
+    world_size: int
+    step: int
+    device: torch.device
 
 _ROOT = "llm."  # CompletionLM holds the (peft-wrapped) LLM as .llm
 _ADAPTER = "default"  # peft's adapter name
 
 
-def _file_key(worker: "PolicyWorker", fqn: str) -> str:
+def _file_key(worker: PolicyState, fqn: str) -> str:
     """State-dict key of the root module -> key in the saved file (peft or plain HF naming)."""
     key = fqn[len(_ROOT):]
     return key.replace(f".{_ADAPTER}", "") if worker.cfg.lora.enabled else key
 
 
-def _model_file(worker: "PolicyWorker", path: str) -> str:
+def _model_file(worker: PolicyState, path: str) -> str:
     sub = ("adapter", "adapter_model.safetensors") if worker.cfg.lora.enabled else ("model", "model.safetensors")
     return os.path.join(path, *sub)
 
 
-def _rng_state(worker: "PolicyWorker") -> dict:
+def _rng_state(worker: PolicyState) -> dict:
     state = {"cpu": torch.get_rng_state()}
     if worker.device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(worker.device)
     return state
 
 
-def save_policy(worker: "PolicyWorker", path: str) -> None:
+def save_policy(worker: PolicyState, path: str) -> None:
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_sd = get_model_state_dict(worker.model, options=opts)  # full tensors on rank 0, {} elsewhere
     optim_sd = get_optimizer_state_dict(worker.model, worker.optim, options=opts)
@@ -80,7 +92,7 @@ def save_policy(worker: "PolicyWorker", path: str) -> None:
     dist.barrier()
 
 
-def _read_model(worker: "PolicyWorker", path: str) -> dict:
+def _read_model(worker: PolicyState, path: str) -> dict:
     file = _model_file(worker, path)
     if not os.path.isfile(file):
         raise FileNotFoundError(f"policy checkpoint {path}: missing {file} (was it saved with policy.lora.enabled={not worker.cfg.lora.enabled}?)")
@@ -96,7 +108,7 @@ def _read_model(worker: "PolicyWorker", path: str) -> dict:
     return {wanted[k]: v for k, v in saved.items()}
 
 
-def load_policy(worker: "PolicyWorker", path: str) -> None:
+def load_policy(worker: PolicyState, path: str) -> None:
     model_sd, optim_sd, state = {}, {}, [None]
     if worker.rank == 0:
         model_sd = _read_model(worker, path)

@@ -38,6 +38,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 
 from funrl.policy.batch import PolicyBatch, pad_right
+from funrl.policy.checkpoint import load_policy, save_policy
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.policy.loss import compute_grpo_loss
 from funrl.policy.teacher_forcing import causal_lm, completion_logprobs
@@ -305,13 +306,9 @@ class PolicyWorker:
 
     # checkpoints live in funrl.policy.checkpoint (save / load); bound here for the driver
     def save(self, path: str) -> None:
-        from funrl.policy.checkpoint import save_policy
-
         save_policy(self, path)
 
     def load(self, path: str) -> None:
-        from funrl.policy.checkpoint import load_policy
-
         load_policy(self, path)
 
 

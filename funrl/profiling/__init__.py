@@ -29,7 +29,9 @@ Actor::
 from funrl.profiling.config import ProfileConfig
 from funrl.profiling.grants import Violation, check_exclusive
 from funrl.profiling.outputs import write_outputs
-from funrl.profiling.profiler import DRIVER, Profiler, load_records
+from funrl.profiling.profiler import Profiler
+from funrl.profiling.spans import DRIVER
+from funrl.profiling.records import load_records
 from funrl.profiling.report import build_report, print_report
 from funrl.profiling.spans import PHASES, Span, SpanRecorder
 from funrl.profiling.torch_capture import torch_profile

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from funrl.profiling.profiler import load_records, profile_dir
+from funrl.profiling.records import load_records, profile_dir
 from funrl.profiling.report import build_report
 from funrl.profiling.trace import write_trace
 

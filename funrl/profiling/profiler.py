@@ -20,19 +20,14 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from funrl.profiling.grants import check_grant
-from funrl.profiling.spans import Span, SpanRecorder, check_span
-
-DRIVER = "driver"
-
-
-def profile_dir(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "profile"
+from funrl.profiling.outputs import write_outputs
+from funrl.profiling.records import profile_dir
+from funrl.profiling.spans import DRIVER, Span, SpanRecorder, check_span
 
 
 class Profiler:
@@ -115,60 +110,4 @@ class Profiler:
         if not self.enabled:
             return None
         self.flush()
-        from funrl.profiling.outputs import write_outputs
-
         return write_outputs(self.run_dir, plots=plots)
-
-
-def load_records(run_dir: str | Path) -> dict[str, list[dict]]:
-    """Read ``{run_dir}/profile/spans.jsonl`` into ``{"steps", "spans", "grants", "superseded"}``.
-
-    A step number belongs to the last session (Profiler opening) that finished it: a resumed run
-    redoes the steps after its checkpoint. Records of that step number from any other session (the
-    crashed attempt, or work a resumed run tagged with an old step) go to ``superseded`` (with
-    their ``type``): the trace shows them, the report counts but does not add them.
-    """
-    path = profile_dir(run_dir) / "spans.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no profile data at {path}: it is written by `funrl train` when profile.enabled=true "
-            "(the default), or by funrl.profiling.Profiler(run_dir) in your own driver"
-        )
-    sessions: list[list[dict]] = [[]]
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if lineno == len(lines):  # a crash mid-write leaves a torn last line
-                warnings.warn(f"{path}:{lineno}: ignoring a torn last line (the run stopped mid-write)")
-                break
-            raise ValueError(f"{path}:{lineno}: not JSON ({e}); the file is damaged") from e
-        if rec.get("type") == "session":
-            sessions.append([])
-        else:
-            sessions[-1].append(rec)
-    return _latest_per_step(sessions, path)
-
-
-def _latest_per_step(sessions: list[list[dict]], path: Path) -> dict[str, list[dict]]:
-    owner: dict[int, int] = {}  # step -> last session index with a step record for it
-    for i, recs in enumerate(sessions):
-        for r in recs:
-            if r.get("type") == "step":
-                owner[r["step"]] = i
-    out: dict[str, list[dict]] = {"steps": [], "spans": [], "grants": [], "superseded": []}
-    kinds = {"step": "steps", "span": "spans", "grant": "grants"}
-    for i, recs in enumerate(sessions):
-        for r in recs:
-            kind = kinds.get(r.get("type"))
-            if kind is None:
-                raise ValueError(f"{path}: unknown record type {r.get('type')!r} in {r!r}")
-            if owner.get(r.get("step"), i) != i:  # another session finished this step number
-                out["superseded"].append(r)
-                continue
-            out[kind].append({k: v for k, v in r.items() if k != "type"})
-    out["steps"].sort(key=lambda s: s["step"])
-    return out

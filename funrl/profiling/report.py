@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-from funrl.profiling.profiler import DRIVER
+from funrl.profiling.spans import DRIVER
 from funrl.profiling.spans import PHASES
 
 OVERHEAD = "orchestration"

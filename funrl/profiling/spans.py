@@ -29,6 +29,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+DRIVER = "driver"  # the worker name of the driver's own spans
+
 # The phases funrl's trainer records, in pipeline order (tables and charts use this order;
 # any other name is accepted and listed after these).
 PHASES = (

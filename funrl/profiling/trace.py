@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from funrl.profiling.profiler import DRIVER
+from funrl.profiling.spans import DRIVER
 
 WORKERS_PID, DEVICES_PID, STEPS_TID = 1, 2, 1
 

@@ -39,9 +39,10 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / len(values))  # population std
 
 
-def _slice_kwargs(kwargs: dict, i: int, n: int) -> dict:
-    """Per-sample view of the trainer's keywords: aligned lists are cut to item ``i``."""
-    return {k: ([v[i]] if isinstance(v, (list, tuple)) and len(v) == n else v) for k, v in kwargs.items()}
+def _subset_kwargs(kwargs: dict, idx: Sequence[int], n: int) -> dict:
+    """The trainer's keywords for the samples ``idx``: lists aligned with the batch are cut."""
+    return {k: ([v[i] for i in idx] if isinstance(v, (list, tuple)) and len(v) == n else v)
+            for k, v in kwargs.items()}
 
 
 class RewardCombiner:
@@ -104,22 +105,50 @@ class RewardCombiner:
         return self._check(comp.name, out, len(completions))
 
     def _locate(self, comp, completions, references, samples, kwargs, err: Exception) -> RewardError:
-        """Re-run one sample at a time to name the sample that makes ``comp`` raise."""
+        """Name the sample that makes ``comp`` raise ``err`` (the same exception type).
+
+        First by bisection: a half of the batch that raises alone is split again, down to one
+        sample (about log2(n) calls). A plugin that raises only in company (batch statistics,
+        cross-sample lookups) is then tried with each sample left out: the one sample whose
+        absence lets the batch score is named. Only when neither finds one sample does the
+        message blame the batch.
+        """
         n = len(completions)
-        for i in range(n):
+
+        def raises(idx: list[int]) -> Optional[Exception]:
             try:
-                comp.fn([completions[i]], references=[references[i]], samples=[samples[i]], **_slice_kwargs(kwargs, i, n))
-            except Exception as e:
-                return RewardError(
-                    f"reward '{comp.name}' raised on sample {i} (id {samples[i].get('id', '?')!r}): "
-                    f"{type(e).__name__}: {e}",
-                    component=comp.name,
-                    index=i,
-                )
+                comp.fn([completions[i] for i in idx], references=[references[i] for i in idx],
+                        samples=[samples[i] for i in idx], **_subset_kwargs(kwargs, idx, n))
+            except Exception as e:  # noqa: BLE001 - a plugin may raise anything
+                return e if type(e) is type(err) else None
+            return None
+
+        span = list(range(n))
+        while len(span) > 1:
+            halves = (span[: len(span) // 2], span[len(span) // 2 :])
+            found = [(part, e) for part in halves for e in [raises(part)] if e is not None][:1]
+            if not found:
+                break
+            span, err_span = found[0]
+            if len(span) == 1:
+                return self._blame(comp, samples, span[0], "raised on", err_span)
+        left_out = [i for i in range(n) if n > 1 and raises([j for j in range(n) if j != i]) is None]
+        if len(left_out) == 1:
+            return self._blame(comp, samples, left_out[0], f"raised on the batch of {n} because of", err,
+                               " (the batch scores without it)")
         return RewardError(
-            f"reward '{comp.name}' raised on the batch of {n} (no single sample raises alone): "
+            f"reward '{comp.name}' raised on the batch of {n} (no single sample raises alone, and "
+            f"leaving out any one does not stop it): {type(err).__name__}: {err}",
+            component=comp.name,
+        )
+
+    @staticmethod
+    def _blame(comp, samples, i: int, what: str, err: Exception, tail: str = "") -> RewardError:
+        return RewardError(
+            f"reward '{comp.name}' {what} sample {i} (id {samples[i].get('id', '?')!r}){tail}: "
             f"{type(err).__name__}: {err}",
             component=comp.name,
+            index=i,
         )
 
     @staticmethod

@@ -51,8 +51,10 @@ from __future__ import annotations
 
 from typing import Any, Optional, Protocol, runtime_checkable
 
+from funrl.errors import UserError
 
-class RewardError(ValueError):
+
+class RewardError(UserError, ValueError):
     """A reward problem a user can fix; the message names the component, the sample and the fix.
 
     ``component`` is the reward's name and ``index`` the batch index of the offending sample,

@@ -165,8 +165,44 @@ def test_plugin_that_raises_only_on_the_batch():
             raise RuntimeError("needs a single sample")
         return [0.0]
 
-    with pytest.raises(RewardError, match=r"reward 'batch_only' raised on the batch of 3 \(no single sample raises alone\): RuntimeError: needs a single sample"):
+    with pytest.raises(RewardError, match=r"reward 'batch_only' raised on the batch of 3 \(no single sample raises alone, and leaving out any one does not stop it\): RuntimeError: needs a single sample") as e:
         run(combine(("batch_only", 1.0, batch_only)))
+    assert e.value.index is None
+
+
+def test_plugin_that_raises_on_one_sample_of_a_large_batch_is_found_by_bisection():
+    calls = []
+
+    def picky(completions, *, references, samples, group_ids, **kwargs):
+        calls.append(len(completions))
+        if any(s["id"] == "u11" for s in samples):
+            raise KeyError("speaker")
+        return [float(g) for g in group_ids]
+
+    with pytest.raises(RewardError) as e:
+        run(combine(("picky", 1.0, picky)), n=16, group_ids=list(range(16)))
+    assert str(e.value) == "reward 'picky' raised on sample 11 (id 'u11'): KeyError: 'speaker'"
+    assert e.value.index == 11
+    assert len(calls) < 16  # halves, not one call per sample: 1 batch + 2 per level (4 levels)
+
+
+def test_plugin_that_raises_only_in_company_names_the_sample_it_cannot_score():
+    import statistics
+
+    def zscore(completions, *, references, samples, **kwargs):
+        """Batch-normalised length; a single sample has no stdev (a different error)."""
+        sd = statistics.stdev(len(c) for c in completions)  # StatisticsError on 1 sample
+        lens = [float(s.get("max_len", 10)) for s in samples]  # ValueError on "n/a"
+        return [(len(c) - m) / sd for c, m in zip(completions, lens)]
+
+    comb = combine(("zscore", 1.0, zscore))
+    samples = [{"id": f"u{i}"} for i in range(4)]
+    samples[2]["max_len"] = "n/a"
+    with pytest.raises(RewardError) as e:
+        comb(["a", "bb", "ccc", "dddd"], references=[""] * 4, samples=samples)
+    assert str(e.value) == ("reward 'zscore' raised on the batch of 4 because of sample 2 (id 'u2') (the batch "
+                            "scores without it): ValueError: could not convert string to float: 'n/a'")
+    assert (e.value.component, e.value.index) == ("zscore", 2)
 
 
 @pytest.mark.parametrize(

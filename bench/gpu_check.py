@@ -36,7 +36,7 @@ def main():
 
     def start():
         nonlocal eng
-        eng = SGLangEngine(model_dir, SGLangConfig(device="cuda", mem_fraction=0.4, bucket_mb=bucket_mb))
+        eng = SGLangEngine(model_dir, SGLangConfig(device="cuda", mem_fraction=0.4), bucket_bytes=int(bucket_mb * 2**20))
 
     def gen():
         b = eng.generate(prompts, 4, sp)

@@ -5,7 +5,7 @@ and re-exported by the engine protocol (:mod:`funrl.rollout.protocol`). :class:`
 extends it, so the section's sampling keys *are* its fields, and ``cfg.rollout.sampling()`` is the
 object every engine receives. Engine-specific knobs live in a sub-section: ``rollout.sglang.*``.
 
-Example overrides: ``rollout.engine=sglang rollout.temperature=1.0 rollout.sglang.bucket_mb=256``.
+Example overrides: ``rollout.engine=sglang rollout.temperature=1.0 rollout.bucket_mb=256``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class SGLangConfig:
     max_total_tokens: Optional[int] = None  # KV-cache size in tokens; None: SGLang's choice (GPU), 8192 (CPU)
     context_length: Optional[int] = None  # longest prompt + completion; None: the model's config
     attention_backend: Optional[str] = None  # None: torch_native on CPU, SGLang's default on GPU
-    bucket_mb: float = 512.0  # weight sync: one update_weights_from_tensor call per bucket of this many MiB
     weight_sync: str = "tensor"  # "tensor" (bucketed, in memory) or "disk" (safetensors shards)
     enable_memory_saver: bool = True  # GPU: lets sleep()/wake() free and restore weights + KV cache
     deterministic: bool = False  # SGLang deterministic inference: honours rollout.seed (GPU attention backends only)
@@ -55,7 +54,12 @@ class RolloutConfig(SamplingParams):
     """How completions are sampled: the :class:`SamplingParams` fields, the engine and its knobs."""
 
     engine: str = "hf"  # "hf" (transformers, CPU/GPU) or "sglang"
+    bucket_mb: float = 512.0  # weight sync, any engine: tensors travel in buckets of at most this many MiB
     sglang: SGLangConfig = field(default_factory=SGLangConfig)
+
+    @property
+    def bucket_bytes(self) -> int:
+        return int(self.bucket_mb * (1 << 20))
 
     def sampling(self) -> SamplingParams:
         """The protocol's sampling parameters from this section (a copy: engines may fill in stops)."""
@@ -70,8 +74,8 @@ class RolloutConfig(SamplingParams):
             raise ValueError(
                 f"rollout.sglang.weight_sync: expected 'tensor' or 'disk', got {self.sglang.weight_sync!r}"
             )
-        if self.sglang.bucket_mb <= 0:
-            raise ValueError(f"rollout.sglang.bucket_mb: expected a positive size in MiB, got {self.sglang.bucket_mb}")
+        if not self.bucket_mb > 0:
+            raise ValueError(f"rollout.bucket_mb: expected a positive size in MiB, got {self.bucket_mb}")
         if not 0.0 < self.sglang.mem_fraction <= 1.0:
             raise ValueError(f"rollout.sglang.mem_fraction: expected a value in (0, 1], got {self.sglang.mem_fraction}")
         if self.temperature < 0 or not 0.0 < self.top_p <= 1.0 or self.max_new_tokens <= 0:

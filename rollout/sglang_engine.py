@@ -19,7 +19,7 @@ on CPU in the test suite. What it does with SGLang 0.5.23, and why:
   and has a log-prob. ``finish_reason`` is ``"stop"`` or ``"length"``.
 - **Log-probs.** SGLang's default sampler returns log softmax(logits / temperature) before top-p /
   top-k truncation (greedy: of the raw logits): the protocol's quantity.
-- **Weight sync.** ``update_weights_from_tensor`` in buckets of ``bucket_mb`` (cast to the engine
+- **Weight sync.** ``update_weights_from_tensor`` in buckets of ``rollout.bucket_mb`` (cast to the engine
   dtype first, so a bucket is what crosses the process boundary), inside ``begin_weight_update()``
   / ``end_weight_update()`` (required in 0.5.23), the KV cache flushed once at the end. If SGLang
   refuses the first bucket, or ``weight_sync="disk"``, the weights go through safetensors shards
@@ -151,8 +151,10 @@ class SGLangEngine:
     >>> batch = engine.generate([embeds], n=4, sampling=SamplingParams())    # doctest: +SKIP
     """
 
-    def __init__(self, model_path: str | os.PathLike, cfg: SGLangConfig | None = None, seed: int = 0):
+    def __init__(self, model_path: str | os.PathLike, cfg: SGLangConfig | None = None, seed: int = 0,
+                 bucket_bytes: int = 512 << 20):
         self.cfg = cfg or SGLangConfig()
+        self.bucket_bytes = bucket_bytes  # rollout.bucket_mb
         if self.cfg.weight_sync not in ("tensor", "disk"):
             raise ValueError(f"rollout.sglang.weight_sync: expected 'tensor' or 'disk', got {self.cfg.weight_sync!r}")
         self.model_path = Path(model_path)
@@ -249,7 +251,7 @@ class SGLangEngine:
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Load full HF-named LLM weights: bucketed in memory, or through disk (see module doc)."""
         t0 = time.perf_counter()
-        buckets = iter_buckets(named_tensors, int(self.cfg.bucket_mb * 2**20), self.dtype)
+        buckets = iter_buckets(named_tensors, self.bucket_bytes, self.dtype)
         if self.cfg.weight_sync == "disk":
             self._update_from_disk(buckets)
         else:

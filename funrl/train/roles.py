@@ -175,8 +175,7 @@ class Roles:
         return [p.update.remote(step, embeds, rollout, adv, idx) for p, idx in zip(self.policy, self.shard(rows))]
 
     def sync_weights(self, step: int) -> None:
-        bucket = int(self.cfg.rollout.sglang.bucket_mb * (1 << 20))
-        self.wait_all([p.push_weights.remote(self.rollout, bucket, step) for p in self.policy])
+        self.wait_all([p.push_weights.remote(self.rollout, self.cfg.rollout.bucket_bytes, step) for p in self.policy])
 
     def save_policy(self, folder: Path) -> None:
         self.wait_all([p.save.remote(str(folder)) for p in self.policy])

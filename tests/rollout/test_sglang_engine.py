@@ -53,8 +53,8 @@ def ref(model_dir):
 def engine(model_dir):
     from funrl.rollout.sglang_engine import SGLangEngine
 
-    cfg = SGLangConfig(device="cpu", max_total_tokens=2048, context_length=256, bucket_mb=0.02)
-    eng = SGLangEngine(model_dir, cfg, seed=0)
+    cfg = SGLangConfig(device="cpu", max_total_tokens=2048, context_length=256)
+    eng = SGLangEngine(model_dir, cfg, seed=0, bucket_bytes=int(0.02 * 2**20))
     yield eng
     eng.shutdown()
 
@@ -190,7 +190,7 @@ def test_weight_push_matches_reference_and_disk_restores(engine, ref, model_dir)
               for k, v in model.named_parameters()}
     assert "lm_head.weight" not in pushed and model.config.tie_word_embeddings
     pushed["lm_head.weight"] = pushed["model.embed_tokens.weight"]
-    engine.update_weights(pushed.items())  # bucket_mb=0.02: several update_weights_from_tensor calls
+    engine.update_weights(pushed.items())  # 0.02 MiB buckets: several update_weights_from_tensor calls
     model.load_state_dict({k: v.float() for k, v in pushed.items()})
     hf = HFEngine(model_dir)  # funrl's HF engine (float32) given the same push
     hf.update_weights(pushed.items())

@@ -55,7 +55,7 @@ def test_rollout_config_gives_the_protocol_sampling_params():
 @pytest.mark.parametrize("change, key", [
     (dict(engine="vllm"), "rollout.engine"),
     (dict(sglang=SGLangConfig(weight_sync="nccl")), "rollout.sglang.weight_sync"),
-    (dict(sglang=SGLangConfig(bucket_mb=0)), "rollout.sglang.bucket_mb"),
+    (dict(bucket_mb=0), "rollout.bucket_mb"),
     (dict(sglang=SGLangConfig(mem_fraction=1.5)), "rollout.sglang.mem_fraction"),
     (dict(top_p=0.0), "top_p"),
 ])
@@ -104,7 +104,8 @@ def test_refused_first_bucket_falls_back_to_disk_with_every_tensor(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "model.safetensors").write_bytes(b"old weights: never copied")
     eng = object.__new__(SGLangEngine)
-    eng.cfg, eng.model_path, eng.dtype, eng.engine = SGLangConfig(bucket_mb=1e-4), tmp_path, torch.bfloat16, _RefusingSGLang()
+    eng.cfg, eng.model_path, eng.dtype, eng.engine = SGLangConfig(), tmp_path, torch.bfloat16, _RefusingSGLang()
+    eng.bucket_bytes = 100
     eng.update_weights([("a", torch.ones(40)), ("b", torch.ones(40)), ("c", torch.ones(40))])
     # 100-byte buckets of 80-byte tensors: three buckets; the first is refused, then all go to disk.
     assert eng.engine.calls == ["begin", "tensor", "end", "disk", "flush"]

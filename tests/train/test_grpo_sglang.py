@@ -17,7 +17,7 @@ def test_short_grpo_run_with_sglang_rollout(tmp_path, tiny_corpus, tiny_model, r
         f"run.output_dir={tmp_path / 'runs'}", "run.name=sg",
         f"data.train_manifest={tiny_corpus / 'train.jsonl'}", f"model.path={tiny_model}",
         "train.steps=2", "train.prompts_per_step=2", "algorithm.group_size=2", "rollout.max_new_tokens=4",
-        "rollout.engine=sglang", "rollout.sglang.bucket_mb=0.05", "policy.world_size=1", "policy.optim.lr=1e-3",
+        "rollout.engine=sglang", "rollout.bucket_mb=0.05", "policy.world_size=1", "policy.optim.lr=1e-3",
         "checkpoint.every=0", "cluster.num_cpus=4", "profile.plots=false",
     ]
     run_dir = Trainer(load_config(None, overrides)).fit()

@@ -25,7 +25,7 @@ def make_engine(cfg: RolloutConfig, llm_path: Path, device: str, seed: int = 0):
     if cfg.engine == "sglang":
         from funrl.rollout.sglang_engine import SGLangEngine
 
-        return SGLangEngine(llm_path, cfg.sglang, seed=seed)
+        return SGLangEngine(llm_path, cfg.sglang, seed=seed, bucket_bytes=cfg.bucket_bytes)
     raise ValueError(f"rollout.engine={cfg.engine!r}: expected 'hf' or 'sglang'")
 
 

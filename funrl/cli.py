@@ -33,13 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. A user error (:class:`funrl.errors.UserError`, or a file the OS refuses
+    to read or write) is one line on stderr and exit code 2; only funrl's own bugs get a traceback."""
     from funrl.config import ConfigError
+    from funrl.errors import UserError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except ConfigError as e:
-        print(f"funrl: config error: {e}", file=sys.stderr)
+        print(f"funrl: config error: {e.one_line()}", file=sys.stderr)
+        return 2
+    except UserError as e:
+        print(f"funrl {args.command}: {e.one_line()}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:
+            raise
+        print(f"funrl {args.command}: {e.filename}: {e.strerror}; check the path and its "
+              "permissions", file=sys.stderr)
         return 2
 
 

@@ -12,18 +12,20 @@ import difflib
 import re
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import yaml
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from funrl.config.checks import RUN_CHECKS, check_ranges
 from funrl.config.schema import FunRLConfig
+from funrl.errors import UserError
 
 CMDLINE = "command line"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config problem a user can fix; the message says where and how."""
 
 
@@ -132,9 +134,15 @@ def _resolve_path(key: str, cls: type = FunRLConfig) -> Any:
 def _compose(path: Path) -> tuple[Any, dict[str, int]]:
     """Parse YAML, returning (data, {dotted key: line number})."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror}); check the path") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: byte 0x{raw[e.start]:02x} is not UTF-8; save the file "
+                          "as UTF-8") from None
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as e:
@@ -145,9 +153,15 @@ def _compose(path: Path) -> tuple[Any, dict[str, int]]:
 
     def walk(n: Any, prefix: str) -> None:
         if isinstance(n, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for k, v in n.value:
                 key = f"{prefix}{k.value}"
-                lines[key] = k.start_mark.line + 1
+                line = k.start_mark.line + 1
+                if k.value in seen:  # PyYAML keeps the last silently
+                    raise ConfigError(f"{path}:{line}: key '{key}' is set twice (lines "
+                                      f"{seen[k.value]} and {line}); merge them into one")
+                seen[k.value] = line
+                lines[key] = line
                 walk(v, key + ".")
         elif isinstance(n, yaml.SequenceNode):
             for i, v in enumerate(n.value):
@@ -201,8 +215,14 @@ def _explain(e: OmegaConfBaseException, where_of: Any) -> ConfigError:
     return ConfigError(f"{where_of(key)}: key '{key}' expects {expected}, {got}")
 
 
-def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FunRLConfig:
-    """Load ``path`` (or only the defaults when None) and apply ``key=value`` overrides."""
+def load_config(path: str | Path | None, overrides: Sequence[str] = (),
+                checks: Sequence[Callable[[FunRLConfig], None]] = ()) -> FunRLConfig:
+    """Load ``path`` (or only the defaults when None) and apply ``key=value`` overrides.
+
+    Every load runs the sections' own checks and :func:`funrl.config.checks.check_ranges`;
+    ``checks`` adds more (e.g. :data:`funrl.config.checks.RUN_CHECKS`). Each raises
+    ``ValueError("dotted.key: ...")`` and is reported at that key's file:line.
+    """
     cfg = OmegaConf.structured(FunRLConfig)
     where_file = "defaults"
     lines: dict[str, int] = {}
@@ -247,15 +267,28 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = ()) -> FunRL
             check = getattr(getattr(obj, f.name), "check", None)
             if callable(check):
                 check()
+        for check in (check_ranges, *checks):
+            check(obj)
     except OmegaConfBaseException as e:
         raise _explain(e, lambda k: f"{where_file}:{lines.get(k, '?')}") from None
     except ValueError as e:  # a section's own value check (__post_init__) names its key
         m = re.match(r"(\w+\.[\w.]+):", str(e)) or re.search(r"'(\w+\.[\w.]+)'", str(e))
         key = m.group(1) if m else ""
-        set_on_cmdline = any(o.split("=", 1)[0].strip() == key for o in overrides)
-        where = CMDLINE if set_on_cmdline else f"{where_file}:{lines[key]}" if key in lines else where_file
-        raise ConfigError(f"{where}: {e}") from None
+        raise ConfigError(f"{_where_set(key, overrides, where_file, lines)}: {e}") from None
     return obj  # type: ignore[return-value]
+
+
+def _where_set(key: str, overrides: Sequence[str], where_file: str, lines: dict[str, int]) -> str:
+    """Where ``key`` got its value: the command line (it or a parent was overridden), else the
+    line of the key in the file (or of its nearest parent there), else the file."""
+    set_keys = [o.split("=", 1)[0].strip() for o in overrides]
+    if key and any(key == k or key.startswith(k + ".") for k in set_keys):
+        return CMDLINE
+    while key:
+        if key in lines:
+            return f"{where_file}:{lines[key]}"
+        key = key.rsplit(".", 1)[0] if "." in key else ""
+    return where_file
 
 
 def to_yaml(cfg: FunRLConfig) -> str:
@@ -263,11 +296,12 @@ def to_yaml(cfg: FunRLConfig) -> str:
 
 
 def validate_files(paths: Sequence[str | Path]) -> list[tuple[str, str | None]]:
-    """[(file, error or None)] for each config file."""
+    """[(file, error or None)] for each config file, checked as a training run would be
+    (:data:`funrl.config.checks.RUN_CHECKS`: rewards built, model folder, settings that learn)."""
     results = []
     for p in paths:
         try:
-            load_config(p)
+            load_config(p, checks=RUN_CHECKS)
             results.append((str(p), None))
         except ConfigError as e:
             results.append((str(p), str(e)))

@@ -12,10 +12,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from funrl.errors import UserError
+
 SAMPLE_RATE = 16000
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """An audio file is missing, unreadable or empty; the message names the file."""
 
 
@@ -30,6 +32,30 @@ def audio_info(path: str | Path) -> sf._SoundFileInfo:
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: not a readable audio file ({e}); re-export it as WAV or "
                          "FLAC") from e
+
+
+PCM_FORMATS = ("WAV", "WAVEX", "AIFF", "AU", "RAW", "W64", "RF64", "CAF")  # frames from the size
+TAIL_FRAMES = 4096  # decoded at the end of a compressed file to prove its last frame decodes
+
+
+def probe_audio(path: str | Path) -> sf._SoundFileInfo:
+    """:func:`audio_info`, plus a decode of the last ``TAIL_FRAMES`` of a compressed file.
+
+    An uncompressed file's frame count comes from its size, so its header read is the whole
+    check. A compressed one (FLAC, OGG, MP3) declares its length, and a truncated or corrupt file
+    fails only when decoded: decoding its tail catches that for the cost of one block.
+    """
+    info = audio_info(path)
+    if info.format in PCM_FORMATS or info.frames == 0:
+        return info
+    try:
+        with sf.SoundFile(str(path)) as f:
+            f.seek(max(0, info.frames - TAIL_FRAMES))
+            f.read(TAIL_FRAMES, dtype="float32")
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: cannot decode audio ({e}); the file may be truncated or "
+                         "corrupt: re-export it") from e
+    return info
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = dsub.add_parser("check", help="validate a manifest and its audio; print a summary")
     c.add_argument("manifest")
+    c.add_argument("--model", help="also check that every clip fits in this model's context")
+    c.add_argument("--max-new-tokens", type=int, default=64,
+                   help="tokens kept free for the transcript with --model (default 64)")
     c.set_defaults(func=_check)
 
 
@@ -102,5 +105,21 @@ def _check(args: argparse.Namespace) -> int:
     print("  sample rates: " + ", ".join(f"{k} Hz: {v}" for k, v in sorted(rates.items())))
     print(f"  with keywords: {sum(bool(u.keywords) for u in utts)}, with hotwords: "
           f"{sum(bool(u.hotwords) for u in utts)}")
-    print("  problems: none")
-    return 0
+    return _check_context(args, utts)
+
+
+def _check_context(args: argparse.Namespace, utts: list) -> int:
+    """With ``--model``: clips longer than the model's context (:mod:`funrl.data.context`)."""
+    from funrl.data.context import max_clip_seconds, too_long
+
+    limit = max_clip_seconds(args.model, args.max_new_tokens) if args.model else None
+    long = too_long(utts, limit)
+    if not long:
+        print("  problems: none")
+        return 0
+    print(f"  problems: {len(long)} clip(s) longer than the {limit:.1f} s that fit in the context "
+          f"of {args.model}; cut them, or leave them out with data.max_duration={limit:.0f} "
+          f"(funrl eval: --max-duration {limit:.0f})")
+    for u in long:
+        print(f"    {u.id}: {u.duration:.1f} s ({u.audio})")
+    return 1

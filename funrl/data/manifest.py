@@ -29,14 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from funrl.errors import UserError
+
 LANGUAGES = ("en", "zh", "mixed")
 ALIASES = {"key": "id", "source": "audio", "target": "text"}
 KNOWN = ("id", "audio", "text", "language", "keywords", "hotwords", "duration", "noise")
 DURATION_TOLERANCE_S = 0.05  # declared vs. measured duration
 MAX_LISTED = 30  # problems spelled out in an exception message
+AUDIO_CHECK_THREADS = 8  # header reads in flight (I/O bound: more threads than cores is fine)
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """One or more problems in a manifest; ``problems`` holds one message per problem."""
 
     def __init__(self, problems: list[str]):
@@ -46,6 +49,13 @@ class ManifestError(ValueError):
         tail = f"\n  … and {more} more (run `funrl data check` for all)" if more > 0 else ""
         head = f"{len(self.problems)} manifest problem(s):\n  "
         super().__init__(head + "\n  ".join(shown) + tail)
+
+    def one_line(self) -> str:
+        """The first problem, and how many more there are (the CLI's one line)."""
+        first, more = self.problems[0], len(self.problems) - 1
+        path = first.split(":", 1)[0]
+        return first + (f" (and {more} more problem(s): `funrl data check {path}` lists them)"
+                        if more else "")
 
 
 @dataclass
@@ -91,34 +101,69 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> None:
 def load_manifest(path: str | Path, check_audio: bool = False) -> list[Utterance]:
     """Parse and validate a manifest; with ``check_audio`` also open every audio file.
 
-    Raises :class:`ManifestError` listing every problem, or ``FileNotFoundError``-like
-    :class:`ManifestError` when the manifest itself is missing.
+    Raises :class:`ManifestError` listing every problem: a missing or unreadable manifest, a line
+    that is not UTF-8 (named by its line), an empty manifest, and each bad row. The audio checks
+    (:func:`check_audio_file`, a header read per file) run on a thread pool: libsndfile releases
+    the GIL, so they overlap their file opens. A row without ``duration`` gets the measured one.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError([f"{path}: is a folder, not a manifest; pass the JSONL file in it"])
     if not path.is_file():
         raise ManifestError([f"{path}: manifest not found; pass the path of a JSONL file"])
-    problems: list[str] = []
-    utts: list[Utterance] = []
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ManifestError([f"{path}: cannot read the manifest ({e.strerror}); check its "
+                             "permissions"]) from None
+    problems: list[tuple[int, str]] = []
+    rows: list[tuple[int, Utterance]] = []
     first_line: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            utt = _parse_line(line, where, path, lineno, problems)
-            if utt is None:
-                continue
-            if utt.id in first_line:
-                problems.append(f"{where}: field 'id': duplicate id {utt.id!r} (first on line "
-                                f"{first_line[utt.id]}); make ids unique")
-                continue
-            first_line[utt.id] = lineno
-            if check_audio:
-                problems.extend(check_audio_file(utt, where))
-            utts.append(utt)
+    for lineno, line in _lines(raw, path, problems):
+        where = f"{path}:{lineno}"
+        found: list[str] = []
+        utt = _parse_line(line, where, path, lineno, found)
+        problems += [(lineno, p) for p in found]
+        if utt is None:
+            continue
+        if utt.id in first_line:
+            problems.append((lineno, f"{where}: field 'id': duplicate id {utt.id!r} (first on "
+                                     f"line {first_line[utt.id]}); make ids unique"))
+            continue
+        first_line[utt.id] = lineno
+        rows.append((lineno, utt))
+    if check_audio:
+        problems += _check_all_audio(rows, path)
+    if not rows and not problems:
+        problems.append((0, f"{path}: the manifest has no utterances; add one JSON object per "
+                            "line (make a corpus with `funrl data synth --out DIR --n 100`)"))
     if problems:
-        raise ManifestError(problems)
-    return utts
+        raise ManifestError([p for _, p in sorted(problems, key=lambda lp: lp[0])])
+    return [u for _, u in rows]
+
+
+def _lines(raw: bytes, path: Path, problems: list[tuple[int, str]]) -> Iterable[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line; a non-UTF-8 line becomes a problem."""
+    for lineno, data in enumerate(raw.splitlines(), 1):
+        try:
+            line = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            problems.append((lineno, f"{path}:{lineno}: byte 0x{data[e.start]:02x} at column "
+                                     f"{e.start + 1} is not UTF-8; save the manifest as UTF-8"))
+            continue
+        if line.strip():
+            yield lineno, line
+
+
+def _check_all_audio(rows: list[tuple[int, Utterance]], path: Path) -> list[tuple[int, str]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(row: tuple[int, Utterance]) -> list[tuple[int, str]]:
+        lineno, utt = row
+        return [(lineno, p) for p in check_audio_file(utt, f"{path}:{lineno}")]
+
+    with ThreadPoolExecutor(max_workers=AUDIO_CHECK_THREADS) as pool:
+        return [p for found in pool.map(one, rows, chunksize=64) for p in found]
 
 
 def _parse_line(line: str, where: str, path: Path, lineno: int,
@@ -212,11 +257,13 @@ def _check_field(name: str, value: Any, where: str, problems: list[str]) -> Any:
 
 
 def check_audio_file(utt: Utterance, where: str) -> list[str]:
-    """Problems with ``utt``'s audio: missing, unreadable, empty, or a wrong declared duration."""
-    from funrl.data.audio import AudioError, audio_info
+    """Problems with ``utt``'s audio: missing, unreadable, empty, undecodable (compressed files
+    get their last block decoded, see :func:`funrl.data.audio.probe_audio`), or a wrong declared
+    duration. Sets ``utt.duration`` to the measured length when the row has none."""
+    from funrl.data.audio import AudioError, probe_audio
 
     try:
-        info = audio_info(utt.audio)
+        info = probe_audio(utt.audio)
     except AudioError as e:
         return [f"{where}: field 'audio': {e}"]
     if info.frames == 0:
@@ -226,4 +273,6 @@ def check_audio_file(utt: Utterance, where: str) -> list[str]:
     if utt.duration is not None and abs(utt.duration - actual) > DURATION_TOLERANCE_S:
         return [f"{where}: field 'duration': says {utt.duration:.3f} s but {utt.audio} lasts "
                 f"{actual:.3f} s; fix or drop 'duration'"]
+    if utt.duration is None:
+        utt.duration = round(actual, 3)
     return []

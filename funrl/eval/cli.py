@@ -21,23 +21,56 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hotwords", choices=["saved", "on", "off"], default="saved",
                    help="use the hotword context block (default: as the model was saved)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--max-duration", type=float, default=None,
+                   help="leave out clips longer than this many seconds (counted on stderr)")
     p.set_defaults(func=_run)
 
 
+def checked_utterances(model_dir: str, manifest: str, max_new_tokens: int,
+                       max_duration: float | None = None) -> list:
+    """The manifest's utterances after every check that needs no model loaded: the model folder
+    exists, each row and its audio are valid (as ``funrl data check``), and no clip is longer than
+    the model's context (:mod:`funrl.data.context`) once ``max_duration`` has left some out."""
+    from funrl.data.config import filter_by_duration
+    from funrl.data.context import max_clip_seconds, too_long, too_long_message
+    from funrl.data.manifest import load_manifest
+    from funrl.errors import UserError
+    from funrl.models.io import CONFIG_FILE
+
+    if not (Path(model_dir) / CONFIG_FILE).is_file():
+        raise UserError(f"{model_dir}: not a model folder (no {CONFIG_FILE}); give a folder written "
+                        "by `funrl sft` or `funrl train` (RUN_DIR/model)")
+    utts, dropped = filter_by_duration(load_manifest(manifest, check_audio=True), max_duration)
+    if dropped:
+        print(f"funrl eval: --max-duration {max_duration}: {len(dropped)} of "
+              f"{len(dropped) + len(utts)} utterances left out", file=sys.stderr)
+    if not utts:
+        raise UserError(f"{manifest}: --max-duration {max_duration} leaves no utterance; raise it")
+    limit = max_clip_seconds(model_dir, max_new_tokens)
+    long = too_long(utts, limit)
+    if long:
+        raise UserError(too_long_message(
+            manifest, long, limit, model_dir,
+            f"cut them, or pass --max-duration {limit:.0f} to leave them out "
+            f"(in training: data.max_duration={limit:.0f})"))
+    return utts
+
+
 def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens: int = 64,
-             n_boot: int = 1000, seed: int = 0, hotwords: str = "saved") -> tuple[dict, list[dict]]:
-    """``(report, rows)`` for a model folder on a manifest: what the CLI prints."""
+             n_boot: int = 1000, seed: int = 0, hotwords: str = "saved",
+             max_duration: float | None = None) -> tuple[dict, list[dict]]:
+    """``(report, rows)`` for a model folder on a manifest: what the CLI prints. The manifest
+    is checked (:func:`checked_utterances`) before the model is loaded."""
     import dataclasses
 
-    from funrl.data.manifest import load_manifest
     from funrl.eval.decode import transcribe
     from funrl.eval.metrics import compute_metrics
     from funrl.models.io import load_pretrained
 
+    utts = checked_utterances(model_dir, manifest, max_new_tokens, max_duration)
     model, tok = load_pretrained(model_dir)
     if hotwords != "saved":
         model.cfg.prompt = dataclasses.replace(model.cfg.prompt, use_hotwords=hotwords == "on")
-    utts = load_manifest(manifest)
     hyps = transcribe(model, tok, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     report = {"model": str(model_dir), "manifest": str(manifest), **compute_metrics(hyps, utts, n_boot, seed)}
     rows = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]
@@ -49,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
-                            args.bootstrap, args.seed, args.hotwords)
+                            args.bootstrap, args.seed, args.hotwords, args.max_duration)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

@@ -1,0 +1,111 @@
+"""Value checks across sections that the types alone cannot make, and the checks of a runnable config.
+
+Each check raises ``ValueError("dotted.key: what is wrong; what to do")``; the loader turns that
+into a :class:`~funrl.config.ConfigError` with the file:line of the key (or "command line"), the
+same way it reports the sections' own ``__post_init__``/``check`` errors.
+
+- :func:`check_ranges` runs on every :func:`~funrl.config.load_config`: ``train.*``,
+  ``checkpoint.*``, ``rewards.num_workers`` and weights, ``cluster.*``.
+- :data:`RUN_CHECKS` run for ``funrl config validate`` and ``funrl train`` (before Ray starts):
+  every reward component is built, ``model.path`` must be a model folder, and settings that learn
+  nothing are refused (one sample per prompt, greedy rollouts).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+ROLES = ("encoder", "rollout", "policy", "reward")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+
+
+def _need(key: str, ok: bool, expected: str, got: Any, why: str = "") -> None:
+    if not ok:
+        raise ValueError(f"{key}: expected {expected}, got {got!r}{why}; fix it in the YAML file "
+                         f"or pass {key}=... on the command line")
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def check_ranges(cfg: Any) -> None:
+    """``train``, ``checkpoint``, ``rewards`` and ``cluster`` values within their ranges."""
+    t = cfg.train
+    _need("train.steps", t.steps > 0, "an integer > 0", t.steps, " (no steps: nothing is trained)")
+    _need("train.prompts_per_step", t.prompts_per_step >= 1, "an integer >= 1", t.prompts_per_step)
+    c = cfg.checkpoint
+    _need("checkpoint.every", c.every >= 0, "an integer >= 0 (0: only at the end)", c.every)
+    _need("checkpoint.keep_last", c.keep_last >= 0, "an integer >= 0 (0: keep all)", c.keep_last)
+    r = cfg.rewards
+    _need("rewards.num_workers", r.num_workers >= 1, "an integer >= 1", r.num_workers)
+    for i, spec in enumerate(r.components):
+        _need(f"rewards.components.{i}.weight", _number(spec.weight), "a finite number", spec.weight)
+    _check_cluster(cfg.cluster)
+
+
+def _check_cluster(cl: Any) -> None:
+    _need("cluster.torch_threads", cl.torch_threads >= 1, "an integer >= 1", cl.torch_threads)
+    if cl.num_cpus is not None:
+        _need("cluster.num_cpus", cl.num_cpus >= 1, "null or an integer >= 1", cl.num_cpus)
+    _need("cluster.placement_strategy", cl.placement_strategy in PLACEMENT_STRATEGIES,
+          f"one of {', '.join(PLACEMENT_STRATEGIES)}", cl.placement_strategy)
+    for role, res in cl.resources.items():
+        _need(f"cluster.resources.{role}", role in ROLES, f"a role name ({', '.join(ROLES)})", role)
+        for name in ("num_cpus", "num_gpus"):
+            v = getattr(res, name)
+            _need(f"cluster.resources.{role}.{name}", _number(v) and v >= 0, "a finite number >= 0", v)
+
+
+# ----------------------------------------------------------------------------- runnable configs
+
+
+def check_rewards(cfg: Any) -> None:
+    """Build every reward component: an unknown name, a missing plugin file, a plugin that does
+    not import (syntax error, import error) or bad ``kwargs`` name the component."""
+    from funrl.rewards.combiner import RewardCombiner
+    from funrl.rewards.protocol import RewardError
+    from funrl.rewards.registry import build
+
+    for i, spec in enumerate(cfg.rewards.components):
+        try:
+            build(spec.name, dict(spec.kwargs or {}), spec.label)
+        except RewardError as e:
+            raise ValueError(f"rewards.components.{i}.name: {e}") from None
+    try:
+        RewardCombiner.from_config(cfg.rewards)  # two components with one name
+    except RewardError as e:
+        raise ValueError(f"rewards.components: {e}") from None
+
+
+def check_model_path(cfg: Any) -> None:
+    """``model.path``, when set, is a folder holding a saved funrl model."""
+    from funrl.models.io import CONFIG_FILE
+
+    path = cfg.model.path
+    if not path:
+        return
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"model.path: folder '{path}' not found (relative paths are taken from "
+                         f"{Path.cwd()}); give a model folder written by `funrl sft` or `funrl train`")
+    if not (p / CONFIG_FILE).is_file():
+        raise ValueError(f"model.path: '{path}' has no {CONFIG_FILE}, so it is not a funrl model "
+                         "folder; give a folder written by `funrl sft` or `funrl train`")
+
+
+def check_learns(cfg: Any) -> None:
+    """Refuse GRPO settings whose every advantage is zero (steps that change nothing)."""
+    G = cfg.algorithm.group_size
+    _need("algorithm.group_size", G >= 2, "an integer >= 2", G,
+          " (GRPO's advantage is a sample's reward minus its group's mean: with one sample per "
+          "prompt every advantage is 0 and nothing is learned; 8 is usual)")
+    T = cfg.rollout.temperature
+    _need("rollout.temperature", T > 0, "a number > 0 for training", T,
+          " (0 is greedy: all G samples of a prompt are the same, their rewards equal, every "
+          "advantage 0 and nothing is learned; 1.0 is usual)")
+
+
+RUN_CHECKS: tuple[Callable[[Any], None], ...] = (check_learns, check_model_path, check_rewards)

@@ -1,0 +1,55 @@
+"""The longest clip a saved model can take: its LLM context in seconds of audio.
+
+For the current funrl model format (``funrl_model.json`` + ``llm/config.json``, encoder type
+``conv_transformer``): fbank runs at 100 frames/s, the encoder subsamples by 4 and the adaptor by
+``adaptor.downsample``, so a second of audio is ``100 / 4 / downsample`` LLM positions (12.5 for
+the default 2). The limit is::
+
+    (llm max_position_embeddings - PROMPT_RESERVE - max_new_tokens) / audio positions per second
+
+``PROMPT_RESERVE`` is a round allowance for the chat template, task prompt and hotword block
+rather than their exact token count (which depends on the tokenizer and the row): simple, and on
+the safe side. Another encoder type gives no limit (None) until its rate is written down here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+FBANK_FRAMES_PER_S = 100
+ENCODER_SUBSAMPLING = {"conv_transformer": 4}
+PROMPT_RESERVE = 128  # LLM positions left for the prompt text around the speech
+
+
+def max_clip_seconds(model_dir: str | Path, max_new_tokens: int) -> Optional[float]:
+    """Seconds of audio that fit in the model's LLM context, or None when unknown."""
+    model_dir = Path(model_dir)
+    try:
+        meta = json.loads((model_dir / "funrl_model.json").read_text(encoding="utf-8"))
+        llm = json.loads((model_dir / "llm" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # loading the model reports what is wrong with the folder
+    sub = ENCODER_SUBSAMPLING.get(meta.get("encoder", {}).get("type", "conv_transformer"))
+    positions = llm.get("max_position_embeddings")
+    if sub is None or not positions:
+        return None
+    per_second = FBANK_FRAMES_PER_S / sub / int(meta.get("adaptor", {}).get("downsample", 1))
+    return max(0.0, (positions - PROMPT_RESERVE - max_new_tokens) / per_second)
+
+
+def too_long(utterances: Sequence, limit: Optional[float]) -> list:
+    """The utterances whose (measured or declared) ``duration`` exceeds ``limit`` seconds."""
+    if limit is None:
+        return []
+    return [u for u in utterances if u.duration is not None and u.duration > limit]
+
+
+def too_long_message(manifest: str | Path, long: Sequence, limit: float, model_dir: str | Path,
+                     fix: str) -> str:
+    """One line: how many clips are too long, the first with its id and length, and ``fix``."""
+    first = long[0]
+    more = f" and {len(long) - 1} more" if len(long) > 1 else ""
+    return (f"{manifest}: clip {first.id!r} lasts {first.duration:.1f} s{more}, longer than the "
+            f"{limit:.1f} s of audio that fit in the context of {model_dir}; {fix}")

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from tensorboard.compat.proto.summary_pb2 import Summary
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+# (metric name, console label): every name is one the trainer emits (tests/train/test_grpo_ray.py
+# checks them against a real run's metrics.jsonl)
 CONSOLE_KEYS = [
     ("reward/total_mean", "reward"),
     ("wer", "wer"),
     ("kl_ref", "kl"),
-    ("clip_frac", "clip"),
+    ("clip_frac_high", "clip+"),
+    ("clip_frac_low", "clip-"),
     ("entropy", "ent"),
     ("response_len_mean", "len"),
     ("time/step", "s/step"),
@@ -35,23 +37,24 @@ class MetricsLogger:
         self.progress.start()
         self.tb = None
         if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+            from torch.utils.tensorboard.writer import FileWriter
 
-            # a queue that holds a few steps of scalars and the writer's timed flush (10 s): with the
-            # defaults (10 events, a flush a step) add_scalar blocked on the writer thread, 8 ms a step
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
-            self.tb._get_file_writer()  # opens the event file (SummaryWriter does it lazily in newer torch)
+            # One event a step holding every scalar (SummaryWriter.add_scalar writes one event per
+            # scalar), a queue that holds a few steps and the writer's timed flush (10 s): with
+            # add_scalar and the defaults (10 events, a flush a step) the writer thread cost 8 ms a step.
+            self.tb = FileWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _plain(v) for k, v in sorted(metrics.items())}}
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.tb is not None:  # one event holding every scalar of the step
+            from tensorboard.compat.proto.summary_pb2 import Summary
             from torch.utils.tensorboard.summary import scalar
 
             values = [scalar(k, v).value[0] for k, v in row.items()
                       if isinstance(v, (int, float)) and k != "step" and math.isfinite(v)]
-            self.tb.file_writer.add_summary(Summary(value=values), step)
+            self.tb.add_summary(Summary(value=values), step)
         parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
         self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
         self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))

@@ -114,3 +114,11 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
         if e.get("ph") == "X":
             assert isinstance(e["ts"], (int, float)) and e["dur"] >= 0 and "pid" in e and "tid" in e
     assert (run_dir / "profile" / "phases_pie.png").stat().st_size > 0
+
+    # 6. every console column names a metric the run emitted (no column that is always empty)
+    from funrl.train.metrics import CONSOLE_KEYS, read_metrics
+
+    rows = read_metrics(run_dir)
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    missing = [k for k, _ in CONSOLE_KEYS if any(k not in r for r in rows)]
+    assert missing == [], f"console keys no step emitted: {missing}"

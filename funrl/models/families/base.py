@@ -1,0 +1,149 @@
+"""The family adapter: what funrl needs from a transformers audio LLM, and nothing more.
+
+A family (Fun-ASR-Nano, Qwen2-Audio, ...) follows one pattern: its processor puts audio
+placeholder tokens into a chat prompt, ``get_audio_features`` (or the family's equivalent)
+encodes the audio, the features replace the placeholders in the input embeddings, and a causal LM
+decodes. An adapter wraps the family's own model class and processor and offers:
+
+- :meth:`FamilyAdapter.load` / :meth:`FamilyAdapter.save`: the family's own transformers folder
+  (``from_pretrained`` / ``save_pretrained`` of the model and the processor);
+- :attr:`FamilyAdapter.processor`: feature extractor, tokenizer, chat template, placeholder token;
+  :meth:`FamilyAdapter.prompt_text` puts the family's published task and hotword wording around
+  the placeholder;
+- :meth:`FamilyAdapter.prompt_embeds`: one ``[L_i, H]`` tensor per manifest row, the placeholders
+  replaced by the audio features (the encoder role's output);
+- :meth:`FamilyAdapter.text_lm`: the language model and its head as a plain causal LM that runs
+  from ``inputs_embeds`` (the rollout and policy roles' model), sharing the family model's
+  parameters; :meth:`FamilyAdapter.save_text_lm` writes it as the plain causal-LM folder SGLang and
+  :class:`funrl.rollout.hf_engine.HFEngine` load.
+
+Models are loaded with ``attn_implementation="sdpa"``: without it Fun-ASR-Nano's adaptor builds no
+padding mask and a clip's embeddings change when it is batched with a longer one. Models are kept
+in eval mode: Fun-ASR-Nano's encoder applies dropout functionally, so only ``eval()`` turns it off.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Mapping, Sequence
+
+import torch
+
+from funrl.models.config import PromptConfig
+
+
+class FamilyAdapter(ABC):
+    """One transformers audio-LLM family. Subclasses set :attr:`model_type` and the abstract parts."""
+
+    model_type: ClassVar[str]  # config.json ``model_type`` this adapter serves
+
+    def __init__(self, model, processor, prompt: PromptConfig | None = None):
+        self.model = model.eval()
+        self.processor = processor
+        self.prompt = prompt if prompt is not None else PromptConfig()
+
+    # ------------------------------------------------------------------ family-specific parts
+
+    @classmethod
+    @abstractmethod
+    def model_class(cls):
+        """The family's ``...ForConditionalGeneration`` class."""
+
+    @classmethod
+    @abstractmethod
+    def load_processor(cls, path: str | Path):
+        """The family's processor, read from ``path``."""
+
+    @abstractmethod
+    def prompt_text(self, row: Mapping[str, Any]) -> str:
+        """The prompt for one manifest row, with one audio placeholder token (the processor expands it)."""
+
+    @abstractmethod
+    def audio_embeds(self, inputs) -> list[torch.Tensor]:
+        """One ``[n_i, H]`` tensor per clip from the processor's output: what replaces its placeholders."""
+
+    @property
+    @abstractmethod
+    def language_model(self) -> torch.nn.Module:
+        """The text model without its head (its ``embed_tokens`` are the input embeddings)."""
+
+    # ------------------------------------------------------------------ shared parts
+
+    @classmethod
+    def load(cls, path: str | Path, prompt: PromptConfig | None = None, dtype: torch.dtype = torch.float32):
+        """The family's own ``from_pretrained`` (sdpa attention, eval mode) and its processor."""
+        model = cls.model_class().from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
+        return cls(model, cls.load_processor(path), prompt)
+
+    def save(self, path: str | Path) -> None:
+        """The family's own folder: model weights and config, processor, tokenizer."""
+        self.model.save_pretrained(str(path))
+        self.processor.save_pretrained(str(path))
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    @property
+    def audio_token_id(self) -> int:
+        return int(self.model.config.audio_token_id)
+
+    @property
+    def stop_token_ids(self) -> list[int]:
+        """The chat end-of-turn token (``<|im_end|>``) and the tokenizer's end-of-text, where distinct."""
+        ids = [self.tokenizer.convert_tokens_to_ids("<|im_end|>"), self.tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+        return sorted({int(i) for i in ids if i is not None and i != self.tokenizer.unk_token_id})
+
+    def prompt_inputs(self, rows: Sequence[Mapping[str, Any]]):
+        """The processor's batch (left-padded ``input_ids``, ``attention_mask``, audio features) for ``rows``."""
+        from funrl.data.audio import load_audio
+
+        rate = self.processor.feature_extractor.sampling_rate
+        waves = [load_audio(r["audio"], rate) for r in rows]
+        texts = [self.prompt_text(r) for r in rows]
+        return self.processor(text=texts, audio=waves, sampling_rate=rate, padding=True, return_tensors="pt")
+
+    def prompt_embeds(self, rows: Sequence[Mapping[str, Any]]) -> list[torch.Tensor]:
+        """One ``[L_i, H]`` prompt embedding per row (padding dropped), audio features in the placeholders.
+
+        The same masked scatter the family's ``forward`` does, per row: the text LM run on these
+        embeddings gives the family model's logits on the same prompt.
+        """
+        inputs = self.prompt_inputs(rows)
+        audio = self.audio_embeds(inputs)  # [B] of [n_i, H]
+        embed = self.model.get_input_embeddings()
+        out = []
+        for i, ids in enumerate(inputs["input_ids"]):
+            ids = ids[inputs["attention_mask"][i].bool()].to(embed.weight.device)  # [L_i]
+            slots = ids == self.audio_token_id  # [L_i]
+            if int(slots.sum()) != audio[i].shape[0]:
+                raise ValueError(f"{type(self).__name__}: row {i} has {int(slots.sum())} audio placeholders "
+                                 f"but {audio[i].shape[0]} audio features")
+            e = embed(ids)  # [L_i, H]
+            out.append(e.masked_scatter(slots[:, None], audio[i].to(e.device, e.dtype)))
+        return out
+
+    def text_lm(self):
+        """The text model and LM head as the text config's ``...ForCausalLM``, sharing this model's
+        parameters (no copy: training it trains the family model). ``tie_word_embeddings`` says
+        whether the head *is* the input embedding here, so a save writes the table once when tied."""
+        from transformers import GenerationConfig
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+        lang, head = self.language_model, self.model.lm_head
+        config = copy.deepcopy(self.model.config.get_text_config())
+        config.tie_word_embeddings = head.weight is lang.get_input_embeddings().weight
+        config.eos_token_id = self.stop_token_ids
+        config.pad_token_id = self.tokenizer.pad_token_id
+        with torch.device("meta"):
+            lm = MODEL_FOR_CAUSAL_LM_MAPPING[type(config)](config)
+        lm.model, lm.lm_head = lang, head
+        lm.generation_config = GenerationConfig(eos_token_id=self.stop_token_ids, pad_token_id=self.tokenizer.pad_token_id)
+        return lm.eval()
+
+    def save_text_lm(self, path: str | Path) -> None:
+        """The text LM as a plain causal-LM folder (config, weights, tokenizer): what SGLang loads."""
+        self.text_lm().save_pretrained(str(path))
+        self.tokenizer.save_pretrained(str(path))

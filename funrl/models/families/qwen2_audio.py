@@ -1,0 +1,74 @@
+"""Qwen2-Audio (``model_type: qwen2_audio``): transformers' ``Qwen2AudioForConditionalGeneration``.
+
+Whisper-style encoder (log-mel, 30 s windows, pooled to 25 frames/s) -> linear projector -> Qwen2
+(``model.model.language_model``, untied head in the released checkpoints). transformers has no
+``get_audio_features`` for this family: :meth:`Qwen2AudioAdapter.audio_embeds` runs the same lines
+``Qwen2AudioModel.forward`` runs before its ``masked_scatter`` (audio tower with its bidirectional
+padding mask, projector, valid frames kept), so the merge is the family's own.
+
+Prompt: the processor's chat template (system turn, ``Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>``,
+then the user text). The user text is Qwen2-Audio's published ASR instruction "Detect the language
+and recognize the speech:" followed by the language tag (``<|en|>``) when the row's language is known
+and ``prompt.language_hint`` is on. Qwen2-Audio publishes no hotword wording: with
+``prompt.use_hotwords`` funrl prefixes :data:`HOTWORD_CONTEXT` (its own wording, not the model's).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from funrl.models.families.base import FamilyAdapter
+
+ASR_INSTRUCTION = "Detect the language and recognize the speech:"
+HOTWORD_CONTEXT = "Hotwords: {}.\n"
+LANGUAGE_TAGS = {"en": "<|en|>", "zh": "<|zh|>"}
+
+
+class Qwen2AudioAdapter(FamilyAdapter):
+    model_type = "qwen2_audio"
+
+    @classmethod
+    def model_class(cls):
+        from transformers import Qwen2AudioForConditionalGeneration
+
+        return Qwen2AudioForConditionalGeneration
+
+    @classmethod
+    def load_processor(cls, path: str | Path):
+        from transformers import Qwen2AudioProcessor
+
+        return Qwen2AudioProcessor.from_pretrained(str(path))
+
+    @property
+    def language_model(self):
+        return self.model.model.language_model
+
+    def prompt_text(self, row: Mapping[str, Any]) -> str:
+        text = ""
+        hotwords = row.get("hotwords") or []
+        if self.prompt.use_hotwords and hotwords:
+            text += HOTWORD_CONTEXT.format(", ".join(hotwords))
+        text += ASR_INSTRUCTION
+        tag = LANGUAGE_TAGS.get(row.get("language") or "") if self.prompt.language_hint else None
+        if tag:
+            text += " " + tag
+        conversation = [{"role": "user", "content": [{"type": "audio", "audio_url": str(row.get("audio", ""))},
+                                                     {"type": "text", "text": text}]}]
+        return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+
+    def audio_embeds(self, inputs) -> list[torch.Tensor]:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        model = self.model.model
+        feats, fmask = inputs["input_features"], inputs["feature_attention_mask"]  # [B, D, T], [B, T]
+        lengths, out_lengths = model.audio_tower._get_feat_extract_output_lengths(fmask.sum(-1))  # [B], [B]
+        max_len = (feats.shape[-1] - 2) // 2 + 1
+        valid = (torch.arange(max_len)[None, :] < lengths[:, None]).long()  # [B, max_len]
+        dummy = torch.zeros(feats.shape[0], max_len, 1, dtype=self.model.dtype)
+        attn = create_bidirectional_mask(config=model.audio_tower.config, inputs_embeds=dummy, attention_mask=valid)
+        hidden = model.audio_tower(feats, attention_mask=attn).last_hidden_state  # [B, S, D_audio]
+        audio = model.multi_modal_projector(hidden)  # [B, S, H]
+        return [audio[i, : int(n)] for i, n in enumerate(out_lengths)]

@@ -42,7 +42,7 @@ from funrl.policy.checkpoint import load_policy, save_policy
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.policy.loss import compute_grpo_loss
 from funrl.policy.teacher_forcing import causal_lm, completion_logprobs
-from funrl.policy.weights import buckets, check_lora_layers, merged_named_tensors
+from funrl.policy.weights import buckets, check_lora_layers, merged_named_tensors, update_named_tensors
 
 _MIN_MAX_METRICS = {"ratio_min": dist.ReduceOp.MIN, "ratio_max": dist.ReduceOp.MAX}
 
@@ -274,6 +274,18 @@ class PolicyWorker:
         self.model.reshard()  # parameters back to sharded DTensors whatever the last forward left
         with torch.no_grad():
             yield from buckets(merged_named_tensors(self.model.hf_model(), dtype), bucket_bytes)
+
+    def export_update(self, bucket_bytes: int = 256 << 20) -> Iterator[tuple[str, list[tuple[str, torch.Tensor]]]]:
+        """What the weight sync sends, as ``(kind, bucket)`` (collective: iterate on every rank).
+
+        ``kind`` is ``"adapter"`` (LoRA: A, B, scaling per layer, for the engine to merge) or
+        ``"weights"`` (parameters that train, plain HF names); see :mod:`funrl.policy.weights`.
+        """
+        self.model.reshard()
+        with torch.no_grad():
+            for kind, named in update_named_tensors(self.model.hf_model()):
+                for bucket in buckets(named, bucket_bytes):
+                    yield kind, bucket
 
     def sleep(self) -> None:
         """GPU: offload sharded parameters and optimizer state to CPU and empty the CUDA cache.

@@ -15,6 +15,13 @@ Tied weights (``tie_word_embeddings``): a parameter shared by two modules is yie
 its first name (``model.embed_tokens.weight``); the tied ``lm_head.weight`` is not repeated.
 Loading with ``load_state_dict(strict=False)`` or SGLang's ``update_weights_from_tensor``
 restores the tie. Persistent buffers are yielded, non-persistent ones (rotary ``inv_freq``) not.
+
+What the weight sync sends each step is :func:`update_named_tensors`: only what trains. Under
+LoRA that is the adapter (:func:`adapter_named_tensors`, ``{prefix}lora_A`` / ``lora_B`` /
+``lora_scaling`` per LoRA linear) and the engine merges it into the base it loaded
+(``funrl.rollout.hf_engine.HFEngine.update_adapter``); in full fine-tuning it is every parameter
+with ``requires_grad`` (:func:`trainable_named_tensors`), never a frozen one. The merged export
+above stays for checkpoints (``export_model``) and inspection.
 """
 
 from __future__ import annotations
@@ -89,6 +96,53 @@ def merged_named_tensors(hf_model: nn.Module, dtype: Optional[torch.dtype] = Non
         for bname, buf in module.named_buffers(recurse=False):
             if buf is not None and bname not in module._non_persistent_buffers_set:
                 yield f"{prefix}{bname}", cast(full(buf))
+
+
+def lora_linears(hf_model: nn.Module) -> Iterator[tuple[str, nn.Module, str]]:
+    """``(module name, peft lora.Linear, its one active adapter)`` in module order.
+
+    Adapter-only sync sends one ``(A, B, scaling)`` per layer: a layer with several active
+    adapters is refused (funrl's policy wraps one, ``default``)."""
+    for mname, module in hf_model.named_modules():
+        if isinstance(module, _lora_layer_types()):
+            active = [a for a in module.active_adapters if a in module.lora_A]
+            if len(active) != 1:
+                raise ValueError(f"LoRA layer {mname}: adapter-only sync needs exactly one active adapter, has {active}")
+            yield mname, module, active[0]
+
+
+def adapter_named_tensors(hf_model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield each LoRA linear's adapter under its plain HF module name (collective).
+
+    ``{prefix}lora_A`` ``[r, in]``, ``{prefix}lora_B`` ``[out, r]`` and ``{prefix}lora_scaling``
+    (a 0-dim float64 holding peft's Python float ``alpha / r`` exactly), all full tensors. With
+    the base ``W`` the engine loaded, ``W + float(scaling) * (B @ A)`` is bit for bit what
+    :func:`merged_named_tensors` yields for ``{prefix}weight``.
+    """
+    for mname, module, adapter in lora_linears(hf_model):
+        prefix = f"{mname}." if mname else ""
+        yield f"{prefix}lora_A", full(module.lora_A[adapter].weight)  # [r, in]
+        yield f"{prefix}lora_B", full(module.lora_B[adapter].weight)  # [out, r]
+        yield f"{prefix}lora_scaling", torch.tensor(float(module.scaling[adapter]), dtype=torch.float64)
+
+
+def trainable_named_tensors(hf_model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield ``(HF name, full tensor)`` of every parameter that trains, outside LoRA layers (collective).
+
+    Full fine-tuning: every ``requires_grad`` parameter (a tied one once, under its first name);
+    frozen parameters and buffers never change, so they are never sent. Under LoRA the base is
+    frozen and this yields nothing unless something besides the adapter trains.
+    """
+    lora = [f"{m}." for m, _, _ in lora_linears(hf_model)]
+    for name, param in hf_model.named_parameters():  # deduplicates tied parameters
+        if param.requires_grad and not any(name.startswith(p) for p in lora):
+            yield name, full(param)
+
+
+def update_named_tensors(hf_model: nn.Module) -> Iterator[tuple[str, Iterator[tuple[str, torch.Tensor]]]]:
+    """What a weight sync sends, as ``(kind, named tensors)``: ``"adapter"`` then ``"weights"`` (collective)."""
+    yield "adapter", adapter_named_tensors(hf_model)
+    yield "weights", trainable_named_tensors(hf_model)
 
 
 def buckets(named: Iterator[tuple[str, torch.Tensor]], bucket_bytes: int) -> Iterator[list[tuple[str, torch.Tensor]]]:

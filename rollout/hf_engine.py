@@ -10,6 +10,17 @@ copied into them). On a GPU ``sleep`` moves them to host memory and empties the 
 asleep flag (``generate`` refuses to run while asleep, which keeps the device-ownership
 discipline visible); an earlier version dropped the module on CPU and rebuilt it on wake, which
 cost 0.08 s a step for nothing (``bench/vs_trl.py``).
+
+Weight sync: :meth:`HFEngine.update_weights` copies full tensors into the preallocated
+parameters (full fine-tuning sends only the parameters that train). Under LoRA,
+:meth:`HFEngine.update_adapter` takes only the adapter (``{prefix}lora_A``, ``lora_B``,
+``lora_scaling`` per linear, see :func:`funrl.policy.weights.adapter_named_tensors`) and sets
+``weight = W0 + scaling * (B @ A)`` in place, where ``W0`` is a copy of the base weight taken the
+first time that layer's adapter arrives (the weights the engine loaded, which are the policy's
+frozen base). That is the policy's merge formula in its order and dtype, so the engine holds the
+same weights the full merged sync gave (bit for bit on CPU in float32) and keeps decoding plain
+``nn.Linear`` layers (no LoRA kernels in the decode loop). ``W0`` costs one more copy of the target
+weights; it lives on the engine's device and moves with the model on sleep/wake.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ class HFEngine:
         canon = {id(p): k for k, p in self._params.items()}
         self._alias = {k: canon[id(p)] for k, p in self.model.state_dict(keep_vars=True).items() if id(p) in canon}
         self.asleep = False
+        self._base: dict[str, torch.Tensor] = {}  # W0 per LoRA target ("model.layers.0.self_attn.q_proj.")
+        self._pending: dict[str, dict[str, torch.Tensor]] = {}  # adapter parts split across buckets
 
     # ------------------------------------------------------------------ protocol
 
@@ -62,11 +75,48 @@ class HFEngine:
         if unknown:
             raise KeyError(f"update_weights: names the engine's model does not have: {unknown[:5]}")
 
+    def update_adapter(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Merge LoRA adapters into the base the engine loaded: ``weight = W0 + scaling * (B @ A)``.
+
+        Names: ``{module}.lora_A`` ``[r, in]``, ``{module}.lora_B`` ``[out, r]``,
+        ``{module}.lora_scaling`` (0-dim); a layer's three parts may come in different calls.
+        """
+        parts = ("lora_A", "lora_B", "lora_scaling")
+        with torch.no_grad():
+            for name, t in named_tensors:
+                prefix, _, part = name.rpartition(".")
+                if part not in parts:
+                    raise KeyError(f"update_adapter: {name} is not a LoRA part (expected a name ending in {parts})")
+                got = self._pending.setdefault(prefix, {})
+                got[part] = t.detach()
+                if len(got) == len(parts):
+                    self._merge(prefix, self._pending.pop(prefix))
+
+    def _merge(self, prefix: str, got: dict[str, torch.Tensor]) -> None:
+        key = f"{prefix}.weight"
+        param = self._params.get(self._alias.get(key, key))
+        if param is None:
+            raise KeyError(f"update_adapter: the engine's model has no linear weight {key}")
+        w0 = self._base.get(prefix)
+        if w0 is None:
+            w0 = self._base[prefix] = param.detach().clone()
+        a, b = got["lora_A"].to(self.device), got["lora_B"].to(self.device)  # [r, in], [out, r]
+        if (b.shape[0], a.shape[1]) != tuple(param.shape) or a.shape[0] != b.shape[1]:
+            raise ValueError(f"update_adapter: {prefix} lora_B {tuple(b.shape)} @ lora_A {tuple(a.shape)} "
+                             f"does not fit the weight {tuple(param.shape)}")
+        delta = b @ a  # [out, in]
+        delta.mul_(float(got["lora_scaling"]))  # the policy's ``W + scaling * (B @ A)``, same ops and order
+        if delta.dtype == param.dtype:
+            torch.add(w0, delta, out=param.data)
+        else:  # merged in the adapter's dtype (the policy's float32), then cast, as a merged push would be
+            param.copy_(w0.to(delta.dtype) + delta)
+
     def sleep(self) -> None:
         if self.asleep:
             return
         if self.device.type == "cuda":
             self.model.to("cpu")
+            self._base = {k: v.to("cpu") for k, v in self._base.items()}
             torch.cuda.empty_cache()
         self.asleep = True
 
@@ -75,6 +125,7 @@ class HFEngine:
             return
         if self.device.type == "cuda":
             self.model.to(self.device)
+            self._base = {k: v.to(self.device) for k, v in self._base.items()}
         self.asleep = False
 
     def logits(self, inputs_embeds: torch.Tensor) -> torch.Tensor:

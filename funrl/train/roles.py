@@ -101,19 +101,29 @@ class Roles:
             if isinstance(cause, RewardError):
                 raise RewardError(str(cause), cause.component, cause.index) from None
             if isinstance(cause, RayActorError):
-                raise self._died(cause) from None
+                raise self._died(cause, ref) from None
             raise
         except RayActorError as e:
-            raise self._died(e) from None
+            raise self._died(e, ref) from None
         except GetTimeoutError:
             raise
 
-    def _died(self, e: RayActorError) -> WorkerDied:
+    def _died(self, e: RayActorError, ref=None) -> WorkerDied:
+        actor_id = getattr(e, "actor_id", None) or (ref.task_id().actor_id().hex() if ref is not None else None)
+        cause = f"({type(e).__name__}: {str(e).splitlines()[0][:300]})"
+        if getattr(e, "actor_init_failed", False):
+            return WorkerDied(f"worker {self.name_of(actor_id)} failed to start {cause}; its own error is "
+                              "in the log above: fix that and rerun")
         return WorkerDied(
-            f"a worker process died ({type(e).__name__}: {str(e).splitlines()[0][:300]}). "
+            f"worker {self.name_of(actor_id)} died {cause}. "
             f"The run stopped; checkpoints in {self.run_dir / 'checkpoints'} are intact: "
             "rerun the same command with train.resume=latest to continue."
         )
+
+    def name_of(self, actor_id: str | None) -> str:
+        """The role name (``rollout0``, ``policy1``, ``reward0`` …) of the actor with this id."""
+        ids = {a._actor_id.hex(): n for a, n in getattr(self, "names", {}).items()}
+        return ids.get(actor_id, f"(actor {actor_id})")
 
     # ------------------------------------------------------------------ device ownership
 

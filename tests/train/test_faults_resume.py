@@ -62,6 +62,7 @@ def test_killed_worker_stops_cleanly_and_resume_matches_uninterrupted(tmp_path, 
     with pytest.raises(WorkerDied) as e:
         Trainer(cfg_b).fit()
     assert marker.exists()
+    assert str(e.value).startswith("worker reward0 died (")  # the killed actor, by its role name
     assert "train.resume=latest" in str(e.value)
     ray.shutdown()
     run_b = tmp_path / "runs" / "b"

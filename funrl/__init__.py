@@ -6,3 +6,8 @@ folders ``rewards/``, ``rollout/`` and ``policy/`` of the repository and are map
 """
 
 __version__ = "0.1.0"
+
+# Ray reads its bind setting once, at import: set it before anything imports Ray (loopback only).
+from funrl.train import ray_env as _ray_env  # noqa: E402 - imports nothing heavy
+
+_ray_env.apply()

@@ -1,5 +1,9 @@
 """Ray for funrl: a private local cluster with CI-safe settings, or an existing one; one
 placement group whose bundles come from config (never literals in ``@ray.remote``).
+
+A private cluster listens on loopback only (:mod:`funrl.train.ray_env`: the setting Ray reads
+at import, torch.distributed's sockets on ``lo``), keeps Ray's token authentication, lives in a
+0700 folder of its own and is ended with the run, however it ends (:mod:`funrl.train.ray_session`).
 """
 
 from __future__ import annotations
@@ -7,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import ray
+from funrl.train import ray_env, ray_session
+from funrl.train.ray_env import SAFE_ENV
+
+import ray  # noqa: E402 - after funrl.train.ray_env (import funrl applies it; see there)
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -19,51 +25,62 @@ from funrl.train.config import ClusterConfig, RoleResources
 
 log = logging.getLogger(__name__)
 
-SAFE_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",
-    "RAY_AUTH_MODE": "disabled",
-    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # binds loopback only
-    "RAY_DEDUP_LOGS": "0",
-    # Ray starts workers at nice 15 so that they yield to its own daemons; here the workers *are*
-    # the job, and at nice 15 every phase lost to anything else awake (the same generate() took
-    # 0.208 s in an actor vs 0.173 s in the driver; at nice 0, 0.193 vs 0.195). Read when a
-    # private cluster starts; a cluster joined with cluster.address keeps its own setting.
-    "RAY_worker_niceness": "0",
-}
-
 
 def ray_safe_env() -> None:
-    for k, v in SAFE_ENV.items():
-        os.environ.setdefault(k, v)
+    """Kept for callers that set the environment before a cluster of their own."""
+    ray_env.apply()
 
 
-def start_ray(cfg: ClusterConfig, run_dir: Path, roles: dict[str, int]) -> None:
-    """Start or join Ray. ``roles``: role name -> number of actors."""
+def start_ray(cfg: ClusterConfig, run_dir: Path, roles: dict[str, int]) -> "PrivateSession | None":
+    """Start or join Ray. ``roles``: role name -> number of actors. Returns the private session
+    that this call started (None when joining ``cluster.address`` or Ray was already up); end it
+    with :meth:`PrivateSession.end` when the run ends, however it ends."""
     if ray.is_initialized():
-        return
-    ray_safe_env()
+        return None
+    ray_env.apply()
     env = {"env_vars": {**SAFE_ENV, "OMP_NUM_THREADS": str(cfg.torch_threads), "TOKENIZERS_PARALLELISM": "false"}}
     if cfg.address:
         ray.init(address=cfg.address, runtime_env=env, configure_logging=False, log_to_driver=True)
-        return
+        return None
     need = sum(_bundle(cfg, r).get("CPU", 0) * n for r, n in roles.items())
     num_cpus = cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(need))
-    # Ray's socket paths must stay short (107 bytes): a short temp dir, linked from the run dir.
-    tmp = Path(tempfile.mkdtemp(prefix="funrl-ray-"))
-    link = run_dir / "ray"
-    if link.is_symlink():
-        link.unlink()
-    if not link.exists():
-        link.symlink_to(tmp)
-    ray.init(
-        num_cpus=num_cpus,
-        num_gpus=_visible_gpus(),
-        include_dashboard=False,
-        _temp_dir=str(tmp),
-        runtime_env=env,
-        configure_logging=False,
-        log_to_driver=True,
-    )
+    ray_session.end_orphans(run_dir)
+    ray_env.force_loopback()
+    env["env_vars"].update(ray_env.loopback_env())
+    tmp = ray_session.make_private_dir(run_dir)
+    session = PrivateSession(tmp.parent, run_dir / "ray", ray_session.start_reaper(tmp.parent, run_dir / "ray"))
+    try:
+        ray.init(
+            num_cpus=num_cpus,
+            num_gpus=_visible_gpus(),
+            include_dashboard=False,
+            _temp_dir=str(tmp),
+            runtime_env=env,
+            configure_logging=False,
+            log_to_driver=True,
+        )
+    except BaseException:
+        session.end()
+        raise
+    ray_env.private_token()
+    return session
+
+
+@dataclass
+class PrivateSession:
+    """A private cluster started by :func:`start_ray`: its 0700 folder, the run dir's link to it,
+    and the reaper that ends it if this process dies first (:mod:`funrl.train.ray_session`)."""
+
+    root: Path
+    link: Path
+    reaper: object
+
+    def end(self) -> None:
+        """``ray.shutdown()``, then kill what is left by PID and remove the folder and link."""
+        if ray.is_initialized():
+            ray.shutdown()
+        ray_session.stop_reaper(self.reaper)
+        ray_session.end_session(self.root, self.link)
 
 
 def _visible_gpus() -> int:

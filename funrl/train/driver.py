@@ -74,6 +74,7 @@ class Trainer:
             with contextlib.suppress(Exception):
                 self.metrics.close()  # writes the TensorBoard events still queued
             self.roles.shutdown()
+            self.roles.end_ray()  # a private cluster's processes and folder go with the run
             self.prof.flush()
             raise
         return self.finish()
@@ -225,8 +226,7 @@ class Trainer:
         with self.phase("checkpoint", step=None):
             self.roles.export_model(self.run_dir / "model")  # a complete model folder for funrl eval
         self.roles.shutdown()
-        if self.roles.started_ray:
-            ray.shutdown()
+        self.roles.end_ray()
         report = self.prof.close(plots=self.cfg.profile.plots)
         if report is not None and self.cfg.profile.summary:
             print_report(report)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -37,17 +38,24 @@ class WorkerDied(RuntimeError):
 
 class Roles:
     def __init__(self, cfg, run_dir: Path):
+        self.cfg = cfg
+        self.run_dir = run_dir
+        counts = {"encoder": 1, "rollout": 1, "policy": cfg.policy.world_size, "reward": cfg.rewards.num_workers}
+        self.started_ray = not ray.is_initialized()
+        self.session = start_ray(cfg.cluster, run_dir, counts)  # None unless a private cluster
+        try:
+            self._start(cfg, counts)
+        except BaseException:
+            self.end_ray()
+            raise
+
+    def _start(self, cfg, counts: dict[str, int]) -> None:
         from funrl.train.workers.encoder import EncoderWorker
         from funrl.train.workers.policy import PolicyActor
         from funrl.train.workers.reward import RewardWorker
         from funrl.train.workers.rollout import RolloutWorker
 
-        self.cfg = cfg
-        self.run_dir = run_dir
         ws, nrw = cfg.policy.world_size, cfg.rewards.num_workers
-        counts = {"encoder": 1, "rollout": 1, "policy": ws, "reward": nrw}
-        self.started_ray = not ray.is_initialized()
-        start_ray(cfg.cluster, run_dir, counts)
         self.placement = make_placement(cfg.cluster, counts)
         gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
         self.device = "cuda" if gpu else "cpu"
@@ -70,11 +78,18 @@ class Roles:
         self.names.update({a: f"reward{i}" for i, a in enumerate(self.rewarders)})
         self.names.update({a: f"policy{r}" for r, a in enumerate(self.policy)})
         self.wait_all([a.ping.remote() for a in self.names])
-        addr = self.call(self.policy[0].rendezvous.remote())
+        addr = self._rendezvous()
         self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
         self.switching = self.device != "cpu" or cfg.cluster.switch_on_cpu  # wake/sleep calls (see own)
         if self.switching:
             self.asleep_all()
+
+    def _rendezvous(self) -> str:
+        """Where the policy ranks meet: on a private (one-node, loopback) cluster a file store in
+        its private folder, so no TCPStore listens on every interface; else rank 0's address."""
+        if self.session is not None:
+            return f"file://{self.session.root}/dist-store-{uuid.uuid4().hex}"
+        return self.call(self.policy[0].rendezvous.remote())
 
     @classmethod
     def start(cls, cfg, run_dir: Path) -> "Roles":

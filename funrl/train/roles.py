@@ -211,6 +211,13 @@ class Roles:
     def load_policy(self, folder: Path) -> None:
         self.wait_all([p.load.remote(str(folder)) for p in self.policy])
 
+    def end_ray(self) -> None:
+        """Stop the Ray this run started; a private cluster's folder and processes go with it."""
+        if self.session is not None:
+            self.session.end()
+        elif self.started_ray and ray.is_initialized():
+            ray.shutdown()
+
     def shutdown(self) -> None:
         with contextlib.suppress(Exception):
             ray.get(self.rollout.shutdown.remote(), timeout=30)

@@ -11,6 +11,9 @@ temporary folder and renaming it):
   ``torch.distributed.checkpoint.state_dict.get_optimizer_state_dict(full_state_dict=True)``.
 - ``policy_state.pt``: optimizer step count, LR-scheduler state, and every rank's RNG states.
 
+Both ``.pt`` files hold tensors and plain values only and are read with ``weights_only=True``
+(:func:`load_plain`): a resume never unpickles code.
+
 Only trainable parameters are saved (the frozen base of a LoRA policy is the model folder the run
 started from). Loading reads the files on rank 0 and broadcasts (``broadcast_from_rank0``), so
 only rank 0 needs to see ``path``. Restoring reproduces the next update exactly on CPU
@@ -20,6 +23,7 @@ only rank 0 needs to see ``path``. Restoring reproduces the next update exactly 
 from __future__ import annotations
 
 import os
+import pickle
 from typing import Any, Protocol
 
 import torch
@@ -108,12 +112,30 @@ def _read_model(worker: PolicyState, path: str) -> dict:
     return {wanted[k]: v for k, v in saved.items()}
 
 
+def load_plain(file: str) -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers only, never code. Both
+    files funrl writes (optimizer state; step, scheduler state and RNG states) load this way; a
+    file that would run code when unpickled is refused before anything in it runs."""
+    try:
+        return torch.load(file, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise CheckpointRefused(
+            f"policy checkpoint file {file} holds more than tensors and plain values, so it was not "
+            f"loaded (a file funrl writes never does; it may have been replaced). Resume from a "
+            f"checkpoint you trust. Detail: {str(e).splitlines()[0][:200]}"
+        ) from None
+
+
+class CheckpointRefused(ValueError):
+    """A checkpoint file that could run code when loaded."""
+
+
 def load_policy(worker: PolicyState, path: str) -> None:
     model_sd, optim_sd, state = {}, {}, [None]
     if worker.rank == 0:
         model_sd = _read_model(worker, path)
-        optim_sd = torch.load(os.path.join(path, "optimizer.pt"), weights_only=False)
-        state = [torch.load(os.path.join(path, "policy_state.pt"), weights_only=False)]
+        optim_sd = load_plain(os.path.join(path, "optimizer.pt"))
+        state = [load_plain(os.path.join(path, "policy_state.pt"))]
     opts = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
     set_model_state_dict(worker.model, model_sd, options=opts)
     set_optimizer_state_dict(worker.model, worker.optim, optim_sd, options=opts)

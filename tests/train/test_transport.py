@@ -66,3 +66,80 @@ def test_a_packed_bucket_crosses_a_ray_actor_boundary():
         shutil.rmtree(temp, ignore_errors=True)
     for (n, want), (m, t) in zip(_bucket(), got):
         assert n == m and torch.equal(t, want)
+
+
+# ---------------------------------------------------------------------- shared memory (one host)
+def _every_dtype():
+    g = torch.Generator().manual_seed(1)
+    out = []
+    for dt in (torch.bool, torch.uint8, torch.int8, torch.int32, torch.int64,
+               torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        full = (torch.randn(5, 3, generator=g) * 50).to(dt)  # bool: nonzero -> True, mostly
+        name = str(dt).removeprefix("torch.")
+        out += [(f"{name}.matrix", full), (f"{name}.scalar", full[1, 2].clone()),
+                (f"{name}.empty", full[:0]), (f"{name}.strided", full.t())]
+    return out
+
+
+@pytest.mark.slow
+def test_shm_round_trips_every_dtype_across_a_ray_actor_boundary(tmp_path):
+    import shutil
+    import tempfile
+
+    import ray
+
+    from funrl.train.cluster import ray_safe_env
+    from funrl.train.transport import ShmChannel, ShmTable
+
+    ray_safe_env()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(num_cpus=1, include_dashboard=False, _temp_dir=temp)
+    chan = ShmChannel("test", folder=str(tmp_path))  # a tmpfs-like folder; /dev/shm in production
+    try:
+        @ray.remote(num_cpus=0)
+        class Receiver:
+            def take(self, table):
+                assert isinstance(table, ShmTable)
+                return [(n, t.clone()) for n, t in table.tensors()]
+
+        r = Receiver.remote()
+        bucket = _every_dtype()
+        tables = [chan.write(0, bucket), chan.write(1, bucket[::-1])]
+        assert all(t.path.startswith(str(tmp_path)) and t.nbytes == tables[0].nbytes for t in tables)
+        got = ray.get([r.take.remote(t) for t in tables])
+        # a region grown for a larger bucket is a new file: the receiver maps it again
+        big = [("big", torch.arange(300_000, dtype=torch.float64))]
+        grown = chan.write(0, big)
+        assert grown.capacity > tables[0].capacity
+        got_big = ray.get(r.take.remote(grown))
+    finally:
+        chan.close()
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    for want_bucket, got_bucket in zip((bucket, bucket[::-1]), got):
+        assert [n for n, _ in got_bucket] == [n for n, _ in want_bucket]
+        for (n, want), (_, t) in zip(want_bucket, got_bucket):
+            assert t.dtype == want.dtype and t.shape == want.shape and torch.equal(t, want), n
+    assert torch.equal(got_big[0][1], big[0][1])
+    assert list(tmp_path.iterdir()) == []  # close() removed both regions
+
+
+def test_shm_orphans_of_dead_processes_are_swept(tmp_path):
+    import os
+    import subprocess
+
+    from funrl.train.transport import ShmChannel, sweep_orphans
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is gone now
+    orphan = tmp_path / f"funrl-sync-oldrun-{dead.pid}-0"
+    mine = tmp_path / f"funrl-sync-live-{os.getpid()}-0"
+    orphan.write_bytes(b"x")
+    mine.write_bytes(b"x")
+    assert sweep_orphans(str(tmp_path)) == [str(orphan)]
+    assert mine.exists()
+    chan = ShmChannel("live", folder=str(tmp_path))
+    chan.write(0, [("a", torch.ones(2))])
+    assert (tmp_path / f"funrl-sync-live-{os.getpid()}-0").exists()
+    chan.close()
+    assert not mine.exists() and list(tmp_path.iterdir()) == []

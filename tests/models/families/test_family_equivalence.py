@@ -76,11 +76,12 @@ def test_audio_fills_exactly_the_placeholders(family, rows):
     assert not torch.allclose(e[slots], text[slots])  # placeholders replaced
 
 
-def test_greedy_tokens_equal_the_models_generate(family, rows):
+@pytest.mark.parametrize("lean", [True, False], ids=["KVDecoder", "transformers-forward"])
+def test_greedy_tokens_equal_the_models_generate(family, rows, lean):
     lm = family.text_lm()
     with torch.inference_mode():
         embeds = family.prompt_embeds(rows)
-        ours = funrl_generate(lm, embeds, 1, greedy(family)).token_ids
+        ours = funrl_generate(lm, embeds, 1, greedy(family), lean=lean).token_ids
         for row, e, mine in zip(rows, embeds, ours):
             (ref,) = model_greedy(family, [row])
             hf = lm.generate(inputs_embeds=e[None], attention_mask=torch.ones(1, e.shape[0], dtype=torch.long),

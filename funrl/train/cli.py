@@ -16,14 +16,15 @@ def _train(args: argparse.Namespace) -> int:
     import sys
 
     from funrl.config import load_config
-    from funrl.rewards.protocol import RewardError
+    from funrl.config.checks import RUN_CHECKS
     from funrl.train.driver import Trainer
     from funrl.train.roles import WorkerDied
 
-    cfg = load_config(args.config, args.overrides)
+    # rewards built, model folder, ranges, settings that learn: all with file:line, before Ray
+    cfg = load_config(args.config, args.overrides, checks=RUN_CHECKS)
     try:
-        run_dir = Trainer(cfg).fit()
-    except (RewardError, WorkerDied) as e:
+        run_dir = Trainer(cfg).fit()  # a RewardError (the user's plugin) reaches main: exit 2
+    except WorkerDied as e:
         print(f"funrl train: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     print(f"run directory: {run_dir}")

@@ -41,18 +41,13 @@ class TrainingError(RuntimeError):
 
 class Trainer:
     def __init__(self, cfg: FunRLConfig):
-        from funrl.data.config import filter_by_duration
-        from funrl.data.manifest import load_manifest
+        from funrl.train.preflight import preflight
 
+        utts = preflight(cfg)  # config, every manifest row and its audio: before anything is written
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir) / cfg.run.name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-        utts = load_manifest(cfg.data.require("train_manifest"))
-        utts, dropped = filter_by_duration(utts, cfg.data.max_duration)
-        if dropped:
-            log.warning("data.max_duration=%s: %d of %d utterances left out of training",
-                        cfg.data.max_duration, len(dropped), len(dropped) + len(utts))
         self.rows = [u.to_dict() for u in utts]
         self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
         self.G = cfg.algorithm.group_size

@@ -1,0 +1,52 @@
+"""Everything a training run can refuse before it writes a file or starts Ray.
+
+:func:`preflight` runs the runnable-config checks (:data:`funrl.config.checks.RUN_CHECKS`; the CLI
+has already run them with file:line, this covers the Python API), then every manifest row: JSON,
+fields, and the audio file of each row exists, decodes and is not empty (``load_manifest`` with
+``check_audio``, the same code as ``funrl data check``). Rows longer than ``data.max_duration``
+are left out with a count; rows longer than the model's context with no ``data.max_duration`` are
+refused, with the limit to set.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from funrl.config import ConfigError
+from funrl.config.checks import RUN_CHECKS, check_ranges
+
+log = logging.getLogger(__name__)
+
+
+def check_config(cfg) -> None:
+    """The loader's range and runnable checks on a config object (a ConfigError names the key)."""
+    for check in (check_ranges, *RUN_CHECKS):
+        try:
+            check(cfg)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+
+def preflight(cfg) -> list:
+    """The training utterances, after every check that can fail before the run starts."""
+    from funrl.data.config import filter_by_duration
+    from funrl.data.context import max_clip_seconds, too_long, too_long_message
+    from funrl.data.manifest import load_manifest
+
+    check_config(cfg)
+    manifest = cfg.data.require("train_manifest")
+    utts = load_manifest(manifest, check_audio=True)
+    utts, dropped = filter_by_duration(utts, cfg.data.max_duration)
+    if dropped:
+        log.warning("data.max_duration=%s: %d of %d utterances left out of training",
+                    cfg.data.max_duration, len(dropped), len(dropped) + len(utts))
+    if not utts:
+        raise ConfigError(f"data.max_duration={cfg.data.max_duration} leaves none of the "
+                          f"{len(dropped)} utterances of {manifest}; raise it")
+    limit = max_clip_seconds(cfg.model.path, cfg.rollout.max_new_tokens) if cfg.model.path else None
+    long = too_long(utts, limit)
+    if long:
+        raise ConfigError(too_long_message(
+            manifest, long, limit, cfg.model.path,
+            f"set data.max_duration={limit:.0f} (or less) to leave them out of training"))
+    return utts

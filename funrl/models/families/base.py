@@ -147,3 +147,32 @@ class FamilyAdapter(ABC):
         """The text LM as a plain causal-LM folder (config, weights, tokenizer): what SGLang loads."""
         self.text_lm().save_pretrained(str(path))
         self.tokenizer.save_pretrained(str(path))
+
+    def load_text_lm_weights(self, named_tensors) -> None:
+        """Copy trained text-LM weights (``(name, tensor)`` with the causal LM's names, e.g. the
+        policy's LoRA-merged export) into this family model; :meth:`save` then writes the trained
+        model in the family's format. A tied head may come under either name."""
+        sd = self.text_lm().state_dict(keep_vars=True)
+        unknown = []
+        with torch.no_grad():
+            for name, t in named_tensors:
+                if name not in sd:
+                    unknown.append(name)
+                    continue
+                if tuple(t.shape) != tuple(sd[name].shape):
+                    raise ValueError(f"load_text_lm_weights: {name} has shape {tuple(t.shape)}, "
+                                     f"the model's is {tuple(sd[name].shape)}")
+                sd[name].copy_(t.detach())
+        if unknown:
+            raise KeyError(f"load_text_lm_weights: names the {self.model_type} text LM does not have: {unknown[:5]}")
+
+    def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> list[str]:
+        """Greedy transcripts: :meth:`prompt_embeds`, funrl's decoding loop on :meth:`text_lm`, the
+        tokenizer's decode without special tokens (what ``funrl eval`` prints)."""
+        from funrl.rollout.generation import decode, generate
+        from funrl.rollout.protocol import SamplingParams
+
+        with torch.inference_mode():
+            out = generate(self.text_lm(), self.prompt_embeds(rows), 1,
+                           SamplingParams(temperature=0, max_new_tokens=max_new_tokens, stop_token_ids=self.stop_token_ids))
+        return decode(self.tokenizer, out.token_ids)

@@ -80,6 +80,11 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
 def _run(args: argparse.Namespace) -> int:
     import torch
 
+    from funrl.errors import UserError
+
+    for flag, out in (("--output", args.output), ("--hypotheses", args.hypotheses)):
+        if out and not Path(out).resolve().parent.is_dir():  # found now, not after the decoding
+            raise UserError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist; create it")
     torch.set_num_threads(max(1, args.threads))
     report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
                             args.bootstrap, args.seed, args.hotwords, args.max_duration)

@@ -111,6 +111,13 @@ def test_unreadable_manifest_and_model_folder(tmp_path, capsys, model_dir):
     assert rc == 2 and err.startswith(f"funrl eval: {tmp_path / 'nomodel'}: not a model folder (no funrl_model.json)")
 
 
+def test_an_output_in_a_missing_folder_is_refused_before_decoding(tmp_path, capsys, model_dir):
+    m = _manifest(tmp_path, [OK])
+    out = tmp_path / "no" / "r.json"
+    rc, err = _eval(capsys, model_dir, m, "--output", str(out))
+    assert rc == 2 and err == f"funrl eval: --output {out}: folder {out.parent} does not exist; create it\n"
+
+
 def test_clip_longer_than_the_context_is_refused_with_a_max_duration_hint(tmp_path, capsys, model_dir):
     # tiny model: 1024 positions, 12.5 audio positions/s, 128 + 64 kept for prompt and transcript
     limit = (1024 - 128 - 64) / 12.5

@@ -121,5 +121,5 @@ def _check_context(args: argparse.Namespace, utts: list) -> int:
           f"of {args.model}; cut them, or leave them out with data.max_duration={limit:.0f} "
           f"(funrl eval: --max-duration {limit:.0f})")
     for u in long:
-        print(f"    {u.id}: {u.duration:.1f} s ({u.audio})")
+        print(f"    {args.manifest}:{u.line}: {u.id}: {u.duration:.1f} s ({u.audio})")
     return 1

@@ -48,8 +48,9 @@ def too_long(utterances: Sequence, limit: Optional[float]) -> list:
 
 def too_long_message(manifest: str | Path, long: Sequence, limit: float, model_dir: str | Path,
                      fix: str) -> str:
-    """One line: how many clips are too long, the first with its id and length, and ``fix``."""
+    """One line: how many clips are too long, the first with its line, id and length, and ``fix``."""
     first = long[0]
     more = f" and {len(long) - 1} more" if len(long) > 1 else ""
-    return (f"{manifest}: clip {first.id!r} lasts {first.duration:.1f} s{more}, longer than the "
+    where = f"{manifest}:{first.line}" if first.line is not None else str(manifest)
+    return (f"{where}: field 'audio': clip {first.id!r} lasts {first.duration:.1f} s{more}, longer than the "
             f"{limit:.1f} s of audio that fit in the context of {model_dir}; {fix}")

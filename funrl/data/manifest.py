@@ -71,6 +71,7 @@ class Utterance:
     duration: float | None = None
     noise: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    line: int | None = field(default=None, compare=False, repr=False)  # in the manifest read (not written)
 
     def to_dict(self, relative_to: str | Path | None = None) -> dict[str, Any]:
         """The manifest row (what reward modules receive as ``samples``); with ``relative_to``,
@@ -203,7 +204,7 @@ def _parse_line(line: str, where: str, path: Path, lineno: int,
         audio=str(audio.resolve()), text=text, language=fields["language"],
         keywords=list(fields["keywords"] or []), hotwords=list(fields["hotwords"] or []),
         duration=None if fields["duration"] is None else float(fields["duration"]), noise=noise,
-        extra={k: v for k, v in row.items() if k not in KNOWN},
+        extra={k: v for k, v in row.items() if k not in KNOWN}, line=lineno,
     )
 
 

@@ -125,13 +125,13 @@ def test_clip_longer_than_the_context_is_refused_with_a_max_duration_hint(tmp_pa
     m = _manifest(tmp_path, [OK, {"id": "talk", "audio": "long.wav", "text": "a long talk"}])
     rc, err = _eval(capsys, model_dir, m)
     assert rc == 2
-    assert err == (f"funrl eval: {m}: clip 'talk' lasts 70.0 s, longer than the {limit:.1f} s of audio that fit in "
+    assert err == (f"funrl eval: {m}:2: field 'audio': clip 'talk' lasts 70.0 s, longer than the {limit:.1f} s of audio that fit in "
                    f"the context of {model_dir}; cut them, or pass --max-duration 67 to leave them out "
                    "(in training: data.max_duration=67)\n")
     assert main(["data", "check", str(m), "--model", str(model_dir)]) == 1
     out = capsys.readouterr().out
     assert f"problems: 1 clip(s) longer than the {limit:.1f} s that fit in the context of {model_dir}" in out
-    assert "data.max_duration=67" in out and "talk: 70.0 s" in out
+    assert "data.max_duration=67" in out and f"{m}:2: talk: 70.0 s" in out
     assert main(["data", "check", str(m)]) == 0  # without a model there is no limit to check
     capsys.readouterr()
 

@@ -115,7 +115,7 @@ def test_a_clip_longer_than_the_context_asks_for_max_duration(tmp_path, capsys, 
     limit = (1024 - 128 - 64) / 12.5  # rollout.max_new_tokens defaults to 64
     rc, err = _train(capsys, tmp_path, m, tiny_model)
     assert rc == 2
-    assert err == (f"funrl: config error: {m}: clip 'talk' lasts 70.0 s, longer than the {limit:.1f} s of audio "
+    assert err == (f"funrl: config error: {m}:1: field 'audio': clip 'talk' lasts 70.0 s, longer than the {limit:.1f} s of audio "
                    f"that fit in the context of {tiny_model}; set data.max_duration=67 (or less) to leave them "
                    "out of training\n")
 

@@ -30,6 +30,7 @@ from typing import Iterable
 
 import torch
 
+from funrl.rollout.lora_merge import AdapterParts, lora_delta
 from funrl.rollout.protocol import RolloutBatch, SamplingParams
 
 
@@ -47,7 +48,7 @@ class HFEngine:
         self._alias = {k: canon[id(p)] for k, p in self.model.state_dict(keep_vars=True).items() if id(p) in canon}
         self.asleep = False
         self._base: dict[str, torch.Tensor] = {}  # W0 per LoRA target ("model.layers.0.self_attn.q_proj.")
-        self._pending: dict[str, dict[str, torch.Tensor]] = {}  # adapter parts split across buckets
+        self._adapter = AdapterParts()  # adapter parts split across buckets
 
     # ------------------------------------------------------------------ protocol
 
@@ -81,35 +82,20 @@ class HFEngine:
         Names: ``{module}.lora_A`` ``[r, in]``, ``{module}.lora_B`` ``[out, r]``,
         ``{module}.lora_scaling`` (0-dim); a layer's three parts may come in different calls.
         """
-        parts = ("lora_A", "lora_B", "lora_scaling")
         with torch.no_grad():
-            for name, t in named_tensors:
-                prefix, _, part = name.rpartition(".")
-                if part not in parts:
-                    raise KeyError(f"update_adapter: {name} is not a LoRA part (expected a name ending in {parts})")
-                got = self._pending.setdefault(prefix, {})
-                got[part] = t.detach()
-                if len(got) == len(parts):
-                    self._merge(prefix, self._pending.pop(prefix))
-
-    def _merge(self, prefix: str, got: dict[str, torch.Tensor]) -> None:
-        key = f"{prefix}.weight"
-        param = self._params.get(self._alias.get(key, key))
-        if param is None:
-            raise KeyError(f"update_adapter: the engine's model has no linear weight {key}")
-        w0 = self._base.get(prefix)
-        if w0 is None:
-            w0 = self._base[prefix] = param.detach().clone()
-        a, b = got["lora_A"].to(self.device), got["lora_B"].to(self.device)  # [r, in], [out, r]
-        if (b.shape[0], a.shape[1]) != tuple(param.shape) or a.shape[0] != b.shape[1]:
-            raise ValueError(f"update_adapter: {prefix} lora_B {tuple(b.shape)} @ lora_A {tuple(a.shape)} "
-                             f"does not fit the weight {tuple(param.shape)}")
-        delta = b @ a  # [out, in]
-        delta.mul_(float(got["lora_scaling"]))  # the policy's ``W + scaling * (B @ A)``, same ops and order
-        if delta.dtype == param.dtype:
-            torch.add(w0, delta, out=param.data)
-        else:  # merged in the adapter's dtype (the policy's float32), then cast, as a merged push would be
-            param.copy_(w0.to(delta.dtype) + delta)
+            for prefix, parts in self._adapter.add(named_tensors):
+                key = f"{prefix}.weight"
+                param = self._params.get(self._alias.get(key, key))
+                if param is None:
+                    raise KeyError(f"update_adapter: the engine's model has no linear weight {key}")
+                w0 = self._base.get(prefix)
+                if w0 is None:
+                    w0 = self._base[prefix] = param.detach().clone()
+                delta = lora_delta(parts, tuple(param.shape), self.device)  # [out, in]
+                if delta.dtype == param.dtype:
+                    torch.add(w0, delta, out=param.data)
+                else:  # merged in the adapter's dtype (the policy's float32), then cast, as a merged push
+                    param.copy_(w0.to(delta.dtype) + delta)
 
     def sleep(self) -> None:
         if self.asleep:

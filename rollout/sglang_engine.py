@@ -23,7 +23,17 @@ on CPU in the test suite. What it does with SGLang 0.5.23, and why:
   dtype first, so a bucket is what crosses the process boundary), inside ``begin_weight_update()``
   / ``end_weight_update()`` (required in 0.5.23), the KV cache flushed once at the end. If SGLang
   refuses the first bucket, or ``weight_sync="disk"``, the weights go through safetensors shards
-  in a temporary folder and ``update_weights_from_disk`` instead.
+  in a temporary folder and ``update_weights_from_disk`` instead. Tensors are copied out of the
+  sender's shared-memory region first (they are views into it, valid only during the call).
+- **LoRA: merged here, not SGLang's LoRA.** ``update_adapter`` takes the adapter only (A, B,
+  scaling per layer), computes ``W0 + scaling * (B @ A)`` in this (the rollout actor's) process
+  with the policy's formula (``funrl.rollout.lora_merge``; ``W0`` read once from the model folder,
+  kept in host memory in its stored dtype) and pushes only those target weights with
+  ``update_weights_from_tensor``. SGLang 0.5.23 can load an adapter from tensors
+  (``load_lora_adapter_from_tensors`` with ``enable_lora``, a torch-native LoRA backend besides
+  the Triton/CUDA ones), but then every decode step runs the LoRA matmuls, the engine's weights
+  are no longer those the merged policy scores with, and requests must name the adapter; funrl
+  keeps plain merged weights in SGLang instead. The merged path is logged once per engine.
 - **sleep / wake** call ``release_memory_occupation`` / ``resume_memory_occupation`` on GPU only.
   On CPU both are logged no-ops: in 0.5.23 the scheduler dies on ``torch.cuda.synchronize()``
   there, and the engine's handler then kills the calling process tree.
@@ -135,11 +145,10 @@ def iter_buckets(named_tensors: Iterable[tuple[str, torch.Tensor]], bucket_bytes
     from funrl.policy.weights import buckets
 
     def cast() -> Iterator[tuple[str, torch.Tensor]]:
-        for name, t in named_tensors:
+        for name, t in named_tensors:  # always a copy: t may be a view into the sender's shared memory
             t = t.detach()
-            if dtype is not None and t.is_floating_point():
-                t = t.to(dtype)
-            yield name, t.contiguous()
+            to = dtype if dtype is not None and t.is_floating_point() else t.dtype
+            yield name, t.to(to, memory_format=torch.contiguous_format, copy=True)
 
     yield from buckets(cast(), bucket_bytes)
 
@@ -258,6 +267,40 @@ class SGLangEngine:
             self._update_from_tensors(buckets)
         self.last_sync_s = time.perf_counter() - t0
         log.info("weight sync (%s) took %.2f s", self.cfg.weight_sync, self.last_sync_s)
+
+    def update_adapter(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """LoRA parts (``{module}.lora_A/lora_B/lora_scaling``): merged here, pushed as full target weights."""
+        if not getattr(self, "_adapter", None):
+            from funrl.rollout.lora_merge import AdapterParts
+
+            self._adapter, self._base = AdapterParts(), {}
+            log.warning("SGLang engine: LoRA sync merges the adapter in the rollout actor and pushes only the "
+                        "target weights with update_weights_from_tensor (SGLang's own LoRA is not used)")
+        from funrl.rollout.lora_merge import lora_delta
+
+        merged = []
+        for prefix, parts in self._adapter.add(named_tensors):
+            w0 = self._base_weight(f"{prefix}.weight")
+            delta = lora_delta(parts, tuple(w0.shape), "cpu")  # [out, in]
+            merged.append((f"{prefix}.weight", w0.to(delta.dtype) + delta))
+        if merged:
+            self.update_weights(merged)
+
+    def _base_weight(self, name: str) -> torch.Tensor:
+        """``name`` as stored in the model folder the engine loaded (read once, kept on the host)."""
+        if name not in self._base:
+            from safetensors import safe_open
+
+            if not hasattr(self, "_where"):  # tensor name -> safetensors file, built once
+                self._where = {}
+                for f in sorted(self.model_path.glob("*.safetensors")):
+                    with safe_open(str(f), framework="pt", device="cpu") as st:
+                        self._where.update(dict.fromkeys(st.keys(), f))
+            if name not in self._where:
+                raise KeyError(f"update_adapter: {name} is in no *.safetensors file of {self.model_path}")
+            with safe_open(str(self._where[name]), framework="pt", device="cpu") as st:
+                self._base[name] = st.get_tensor(name)
+        return self._base[name]
 
     def _update_from_tensors(self, buckets: Iterator[list[tuple[str, torch.Tensor]]]) -> None:
         first = next(buckets, None)

@@ -63,7 +63,7 @@ def test_adapter_only_sync_equals_the_merged_sync_and_the_policy(llm_dir, tmp_pa
             # only the adapter went: 2 layers x 3 targets x (A, B, scaling), nothing else
             assert sent["weights"] == [] and len(sent["adapter"]) == 2 * 3 * 3
             assert all(n.endswith(("lora_A", "lora_B", "lora_scaling")) and "base_model" not in n for n in sent["adapter"])
-            assert not adapter._pending  # every layer's three parts arrived and were merged
+            assert not adapter._adapter.pending  # every layer's three parts arrived and were merged
             for name, p in merged.model.named_parameters():  # bit for bit on CPU float32
                 assert torch.equal(p, dict(adapter.model.named_parameters())[name]), (step, name)
             policy = w.compute_logprobs(make_batch(), "old")

@@ -112,3 +112,35 @@ def test_refused_first_bucket_falls_back_to_disk_with_every_tensor(tmp_path):
     names, files = eng.engine.disk_names
     assert names == ["a", "b", "c"]
     assert "config.json" in files and "model.safetensors" not in files
+
+
+def test_lora_sync_merges_in_the_rollout_actor_exactly_as_the_policy_exports(tmp_path):
+    """SGLangEngine.update_adapter without SGLang (it cannot run in this env): the merge is this
+    process's work, and only the push to SGLang (``update_weights``) is replaced by a recorder. The
+    real-engine case is tests/rollout/test_sglang_engine.py (SGLang env)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from funrl.policy.weights import adapter_named_tensors, buckets, merged_named_tensors
+    from funrl.rollout.sglang_engine import SGLangEngine
+
+    torch.manual_seed(0)
+    cfg = Qwen3Config(vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    Qwen3ForCausalLM(cfg).save_pretrained(tmp_path)  # the folder the engine loaded
+    policy = get_peft_model(Qwen3ForCausalLM.from_pretrained(tmp_path, dtype=torch.float32),
+                            LoraConfig(r=4, lora_alpha=12, target_modules=["q_proj", "down_proj"]))
+    for n, p in policy.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p)  # a trained adapter (B starts at zero)
+    hf = policy.get_base_model()
+    eng = SGLangEngine.__new__(SGLangEngine)
+    eng.model_path, pushed = tmp_path, {}
+    eng.update_weights = lambda named: pushed.update((n, t.clone()) for n, t in named)
+    for bucket in buckets(adapter_named_tensors(hf), 3000):  # parts of a layer split across calls
+        eng.update_adapter(bucket)
+    merged = dict(merged_named_tensors(hf))
+    targets = {n for n in merged if n.endswith(("q_proj.weight", "down_proj.weight"))}
+    assert set(pushed) == targets and len(targets) == 4  # only the target weights go to SGLang
+    for n in targets:
+        assert torch.equal(pushed[n], merged[n]), n  # the policy's merge, bit for bit

@@ -143,3 +143,47 @@ def test_shm_orphans_of_dead_processes_are_swept(tmp_path):
     assert (tmp_path / f"funrl-sync-live-{os.getpid()}-0").exists()
     chan.close()
     assert not mine.exists() and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_pipelined_send_never_overwrites_a_region_the_receiver_still_reads(tmp_path):
+    """8 buckets through 2 regions to a slow receiver: each arrives intact, in order, with its kind."""
+    import shutil
+    import tempfile
+    import time
+
+    import ray
+
+    from funrl.train.cluster import ray_safe_env
+    from funrl.train.transport import ShmChannel
+    from funrl.train.workers.policy import send_buckets
+
+    ray_safe_env()
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    ray.init(num_cpus=1, include_dashboard=False, _temp_dir=temp)
+    chan = ShmChannel("pipe", folder=str(tmp_path))
+    stream = [("adapter" if k < 3 else "weights", [(f"t{k}", torch.full((1000,), float(k)))]) for k in range(8)]
+    try:
+        @ray.remote(num_cpus=0)
+        class SlowEngine:
+            def __init__(self):
+                self.got = []
+
+            def update_weights(self, bucket, step, kind):
+                time.sleep(0.05)  # the sender has written the other region by now; this one must be intact
+                self.got += [(kind, n, t.clone()) for n, t in bucket.tensors()]
+
+            def received(self):
+                return self.got
+
+        eng = SlowEngine.remote()
+        sent = send_buckets(iter(stream), eng, step=0, channel=chan)
+        got = ray.get(eng.received.remote())
+    finally:
+        chan.close()
+        ray.shutdown()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert sent == 8 * 4032  # 4000 bytes each, padded to the 64-byte alignment
+    assert [(k, n) for k, n, _ in got] == [(kind, b[0][0]) for kind, b in stream]
+    for k, (_, _, t) in enumerate(got):
+        assert torch.equal(t, torch.full((1000,), float(k))), k

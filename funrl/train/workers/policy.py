@@ -81,18 +81,32 @@ class PolicyActor(Worker):
         return metrics
 
     def push_weights(self, rollout_actor, bucket_bytes: int, step: int) -> int:
-        """All ranks gather; rank 0 sends each bucket, packed, to the rollout engine. Returns bytes sent."""
-        from funrl.train.transport import PackedTensors
+        """All ranks gather what trains; rank 0 sends each bucket to the rollout engine. Returns bytes sent.
 
+        What: :meth:`funrl.policy.fsdp_worker.PolicyWorker.export_update` (LoRA: the adapter only;
+        full fine-tuning: the parameters that train). How: :func:`send_buckets`, through shared
+        memory when the rollout actor is on this node, else packed through the object store.
+        """
         sent = 0
         with self.rec.span("weight_sync", step=step) as s:
-            for bucket in self.worker.export_weights(bucket_bytes):
-                if self.rank == 0:
-                    packed = PackedTensors.pack(bucket)
-                    ray.get(rollout_actor.update_weights.remote(packed, step))
-                    sent += packed.nbytes
+            stream = self.worker.export_update(bucket_bytes)
+            if self.rank == 0:
+                sent = send_buckets(stream, rollout_actor, step, self._channel(rollout_actor))
+                s.args["transport"] = "shm" if self._chan else "packed"
+            else:
+                for _ in stream:  # the gathers are collective: every rank walks the whole stream
+                    pass
             s.args["bytes"] = sent
         return sent
+
+    def _channel(self, rollout_actor):
+        """A :class:`ShmChannel` if the rollout actor shares this node and it has /dev/shm, else None (asked once)."""
+        if not hasattr(self, "_chan"):
+            from funrl.train.transport import ShmChannel, shm_available
+
+            same = ray.get(rollout_actor.node_id.remote()) == ray.get_runtime_context().get_node_id()
+            self._chan = ShmChannel(self.cfg.run.name) if same and shm_available() else None
+        return self._chan
 
     # ---- inspection (tests, debugging); collective like everything on this actor
     def exported(self) -> list[dict[str, torch.Tensor]]:
@@ -155,3 +169,26 @@ class PolicyActor(Worker):
     def wake(self, step: int | None = None) -> None:
         with self.rec.span("wake", step=step):
             self.worker.wake()
+
+
+def send_buckets(stream, rollout_actor, step: int, channel=None) -> int:
+    """Send ``(kind, bucket)`` pairs to ``rollout_actor.update_weights``, pipelined; returns bytes sent.
+
+    With a :class:`funrl.train.transport.ShmChannel`, bucket k goes into region ``k % 2`` and only
+    its table crosses Ray: the call for bucket k is sent without waiting, the next bucket is
+    gathered (``stream``) while the engine loads k, and a region is rewritten only after the call
+    that read it has returned. Without one, each bucket is packed into the object store
+    (:class:`funrl.train.transport.PackedTensors`), equally pipelined.
+    """
+    from funrl.train.transport import PackedTensors
+
+    sent, pending = 0, {}
+    for k, (kind, bucket) in enumerate(stream):
+        slot = k % 2
+        if slot in pending:
+            ray.get(pending.pop(slot))  # the engine is done with this region
+        payload = channel.write(slot, bucket) if channel is not None else PackedTensors.pack(bucket)
+        pending[slot] = rollout_actor.update_weights.remote(payload, step, kind)
+        sent += payload.nbytes
+    ray.get(list(pending.values()))
+    return sent

@@ -52,12 +52,25 @@ class RolloutWorker(Worker):
             s.args["tokens"] = batch.num_tokens
         return batch, decode(self.tokenizer, batch.token_ids)
 
-    def update_weights(self, bucket, step: int | None = None) -> int:
-        """One bucket of weights, a :class:`funrl.train.transport.PackedTensors`."""
+    def update_weights(self, bucket, step: int | None = None, kind: str = "weights") -> int:
+        """One bucket: a :class:`funrl.train.transport.ShmTable` (same node) or ``PackedTensors``.
+
+        ``kind``: ``"weights"``, full tensors copied into the engine's parameters, or
+        ``"adapter"``, LoRA parts the engine merges into its base (``engine.update_adapter``).
+        The tensors are views into the sender's buffer: the engine copies them before returning.
+        """
+        if kind not in ("weights", "adapter"):
+            raise ValueError(f"update_weights: kind must be 'weights' or 'adapter', got {kind!r}")
         named = bucket.tensors()
-        with self.rec.span("weight_sync", step=step, tensors=len(named)):
-            self.engine.update_weights(named)
+        with self.rec.span("weight_sync", step=step, tensors=len(named), kind=kind, bytes=bucket.nbytes):
+            (self.engine.update_adapter if kind == "adapter" else self.engine.update_weights)(named)
         return len(named)
+
+    def node_id(self) -> str:
+        """This actor's Ray node (the policy sends through shared memory when it is on the same one)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
     def sleep(self, step: int | None = None) -> None:
         with self.rec.span("sleep", step=step):

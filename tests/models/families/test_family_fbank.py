@@ -1,6 +1,11 @@
 """Fun-ASR-Nano's feature extractor without torchaudio: kaldi-native-fbank against a transcription of
 torchaudio's Kaldi fbank (tests/models/families/reference_kaldi.py), alone and inside the
-extractor's own LFR + padding path."""
+extractor's own LFR + padding path.
+
+torchaudio cannot be installed here; on the GPU image, which has it, bench/gpu_families_check.py
+found the transcription equal to torchaudio 2.11's ``compliance.kaldi.fbank`` (max difference 0 on
+these three waves) and kaldi-native-fbank within 3.5e-4 of it (mean 8e-6), also through
+transformers' own extractor (same masks)."""
 
 from __future__ import annotations
 

@@ -48,7 +48,11 @@ class RolloutEngine(Protocol):
         ...
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Load full (LoRA-merged) LLM weights, named as in the HF causal-LM state dict."""
+        """Load full LLM tensors (all or some: the parameters that train), named as in the HF state dict."""
+        ...
+
+    def update_adapter(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Merge LoRA parts (``{module}.lora_A/lora_B/lora_scaling``) into the base weights the engine loaded."""
         ...
 
     def sleep(self) -> None:

@@ -15,7 +15,10 @@ decodes. An adapter wraps the family's own model class and processor and offers:
 - :meth:`FamilyAdapter.text_lm`: the language model and its head as a plain causal LM that runs
   from ``inputs_embeds`` (the rollout and policy roles' model), sharing the family model's
   parameters; :meth:`FamilyAdapter.save_text_lm` writes it as the plain causal-LM folder SGLang and
-  :class:`funrl.rollout.hf_engine.HFEngine` load.
+  :class:`funrl.rollout.hf_engine.HFEngine` load;
+- :meth:`FamilyAdapter.load_text_lm_weights`: trained text-LM weights back into the family model,
+  which :meth:`FamilyAdapter.save` then writes in the family's format;
+  :meth:`FamilyAdapter.transcribe`: greedy transcripts through funrl's own decoding loop.
 
 Models are loaded with ``attn_implementation="sdpa"``: without it Fun-ASR-Nano's adaptor builds no
 padding mask and a clip's embeddings change when it is batched with a longer one. Models are kept
@@ -72,10 +75,11 @@ class FamilyAdapter(ABC):
     # ------------------------------------------------------------------ shared parts
 
     @classmethod
-    def load(cls, path: str | Path, prompt: PromptConfig | None = None, dtype: torch.dtype = torch.float32):
+    def load(cls, path: str | Path, prompt: PromptConfig | None = None, dtype: torch.dtype = torch.float32,
+             device: str | torch.device = "cpu"):
         """The family's own ``from_pretrained`` (sdpa attention, eval mode) and its processor."""
         model = cls.model_class().from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
-        return cls(model, cls.load_processor(path), prompt)
+        return cls(model.to(device), cls.load_processor(path), prompt)
 
     def save(self, path: str | Path) -> None:
         """The family's own folder: model weights and config, processor, tokenizer."""
@@ -105,13 +109,19 @@ class FamilyAdapter(ABC):
         texts = [self.prompt_text(r) for r in rows]
         return self.processor(text=texts, audio=waves, sampling_rate=rate, padding=True, return_tensors="pt")
 
+    def on_model(self, inputs) -> dict:
+        """The processor's tensors on the model's device, floating ones in its dtype."""
+        dev, dtype = self.model.device, self.model.dtype
+        return {k: (v.to(dev, dtype) if v.is_floating_point() else v.to(dev)) if torch.is_tensor(v) else v
+                for k, v in inputs.items()}
+
     def prompt_embeds(self, rows: Sequence[Mapping[str, Any]]) -> list[torch.Tensor]:
         """One ``[L_i, H]`` prompt embedding per row (padding dropped), audio features in the placeholders.
 
         The same masked scatter the family's ``forward`` does, per row: the text LM run on these
         embeddings gives the family model's logits on the same prompt.
         """
-        inputs = self.prompt_inputs(rows)
+        inputs = self.on_model(self.prompt_inputs(rows))
         audio = self.audio_embeds(inputs)  # [B] of [n_i, H]
         embed = self.model.get_input_embeddings()
         out = []

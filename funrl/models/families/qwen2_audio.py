@@ -66,8 +66,8 @@ class Qwen2AudioAdapter(FamilyAdapter):
         feats, fmask = inputs["input_features"], inputs["feature_attention_mask"]  # [B, D, T], [B, T]
         lengths, out_lengths = model.audio_tower._get_feat_extract_output_lengths(fmask.sum(-1))  # [B], [B]
         max_len = (feats.shape[-1] - 2) // 2 + 1
-        valid = (torch.arange(max_len)[None, :] < lengths[:, None]).long()  # [B, max_len]
-        dummy = torch.zeros(feats.shape[0], max_len, 1, dtype=self.model.dtype)
+        valid = (torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]).long()  # [B, max_len]
+        dummy = torch.zeros(feats.shape[0], max_len, 1, dtype=self.model.dtype, device=feats.device)
         attn = create_bidirectional_mask(config=model.audio_tower.config, inputs_embeds=dummy, attention_mask=valid)
         hidden = model.audio_tower(feats, attention_mask=attn).last_hidden_state  # [B, S, D_audio]
         audio = model.multi_modal_projector(hidden)  # [B, S, H]

@@ -104,8 +104,9 @@ def load_manifest(path: str | Path, check_audio: bool = False) -> list[Utterance
 
     Raises :class:`ManifestError` listing every problem: a missing or unreadable manifest, a line
     that is not UTF-8 (named by its line), an empty manifest, and each bad row. The audio checks
-    (:func:`check_audio_file`, a header read per file) run on a thread pool: libsndfile releases
-    the GIL, so they overlap their file opens. A row without ``duration`` gets the measured one.
+    (:func:`check_audio_file`, a header read per file) run on a thread pool: cffi releases the
+    GIL during libsndfile's calls, so on several cores the file opens overlap (bench/manifest_check.py).
+    A row without ``duration`` gets the measured one.
     """
     path = Path(path)
     if path.is_dir():

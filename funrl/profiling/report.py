@@ -18,6 +18,9 @@ Definitions (all seconds of wall-clock time):
   ``role`` arg when they have one, as the driver's do).
 - tokens/s of a phase: ``tokens`` in the args of worker spans of that phase (driver spans if no
   worker span carries them) / the phase's driver time (the worker spans' union if none).
+- weight-sync cost: bytes sent per step = ``bytes`` in the args of the workers' ``weight_sync``
+  spans (the policy's; rank 0 carries the count), effective GB/s = bytes / the driver's
+  ``weight_sync`` time of the step (10^9 bytes a GB). The trace carries both on the driver's span.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ def build_report(records: dict[str, list[dict]]) -> dict:
         "devices": _devices(records["grants"], steps),
         "switches": _switches(spans),
         "throughput": _throughput(spans, driver),
+        "weight_sync": weight_sync_cost(spans),
         "incomplete_spans": len(records["spans"]) - len(spans),
         "superseded_records": len(records.get("superseded", [])),
     }
@@ -200,6 +204,37 @@ def _throughput(spans: list[dict], driver: list[dict]) -> dict:
     return out
 
 
+SYNC = "weight_sync"
+
+
+def sync_by_step(spans: list[dict]) -> dict[int, dict]:
+    """Per step: ``bytes`` sent (workers' ``weight_sync`` spans), ``seconds`` (the driver's span, else
+    the workers' union), ``gb_per_s`` (None for a zero-length sync). Steps without bytes are left out."""
+    sent: dict[int, int] = {}
+    for s in spans:
+        if s["name"] == SYNC and s["worker"] != DRIVER and "bytes" in s["args"]:
+            sent[s["step"]] = sent.get(s["step"], 0) + int(s["args"]["bytes"])
+    out = {}
+    for step, n in sent.items():
+        mine = [s for s in spans if s["name"] == SYNC and s["step"] == step]
+        drv = [s for s in mine if s["worker"] == DRIVER]
+        sec = sum(_dur(s) for s in drv) if drv else union_length((s["start"], s["end"]) for s in mine)
+        out[step] = {"bytes": n, "seconds": sec, "gb_per_s": n / sec / 1e9 if sec > 0 else None}
+    return out
+
+
+def weight_sync_cost(spans: list[dict]) -> dict | None:
+    """Bytes per step and effective GB/s of the weight sync (None when no span counted bytes)."""
+    per = sync_by_step(spans)
+    if not per:
+        return None
+    n, sec = sum(v["bytes"] for v in per.values()), sum(v["seconds"] for v in per.values())
+    transports = sorted({s["args"]["transport"] for s in spans if s["name"] == SYNC and "transport" in s["args"]})
+    return {"steps": len(per), "bytes_per_step": n / len(per), "seconds_per_step": sec / len(per),
+            "gb_per_s": n / sec / 1e9 if sec > 0 else None, "transport": ",".join(transports) or None,
+            "bytes_by_step": {str(k): v["bytes"] for k, v in sorted(per.items())}}
+
+
 # ----------------------------------------------------------------------------- rich rendering
 
 
@@ -257,6 +292,15 @@ def tables(report: dict) -> list:
             rate = "-" if v["tokens_per_s"] is None else f"{v['tokens_per_s']:.1f}"
             tp.add_row(name, str(v["tokens"]), f"{v['seconds']:.3f}", rate)
         out.append(tp)
+    ws = report.get("weight_sync")
+    if ws:
+        t = Table(title="Weight sync (policy -> rollout engine)")
+        for col in ("steps", "MB/step", "s/step", "GB/s", "transport"):
+            t.add_column(col, justify="right")
+        rate = "-" if ws["gb_per_s"] is None else f"{ws['gb_per_s']:.3f}"
+        t.add_row(str(ws["steps"]), f"{ws['bytes_per_step'] / 1e6:.3f}", f"{ws['seconds_per_step']:.4f}", rate,
+                  ws["transport"] or "-")
+        out.append(t)
     return out
 
 

@@ -3,7 +3,8 @@
 Layout (open ``profile/trace.json`` in https://ui.perfetto.dev or chrome://tracing):
 
 - process 1 "funrl workers": thread 1 "steps" (one complete event per step), then one thread per
-  worker ("driver" first), each span a complete event ("ph": "X") named by its phase;
+  worker ("driver" first), each span a complete event ("ph": "X") named by its phase; the
+  driver's ``weight_sync`` events carry the step's ``bytes`` and ``gb_per_s`` (see ``report``);
 - process 2 "device ownership": one thread per device, each grant a complete event named by the
   role that held the device.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from funrl.profiling.report import SYNC, sync_by_step
 from funrl.profiling.spans import DRIVER
 
 WORKERS_PID, DEVICES_PID, STEPS_TID = 1, 2, 1
@@ -62,9 +64,12 @@ def build_trace(records: dict[str, list[dict]]) -> dict:
     for s in steps:
         ev.append(_complete(f"step {s['step']}", "step", WORKERS_PID, STEPS_TID, s["start"], s["end"], t0,
                             {"step": s["step"]}))
+    sync = sync_by_step(records["spans"])  # bytes and GB/s on the driver's weight_sync span
     for s in spans:
-        ev.append(_complete(s["name"], "phase", WORKERS_PID, tids[s["worker"]], s["start"], s["end"], t0,
-                            {"step": s["step"], **s["args"]}))
+        args = {"step": s["step"], **s["args"]}
+        if s["worker"] == DRIVER and s["name"] == SYNC and s["step"] in sync and not args.get("superseded"):
+            args.update(bytes=sync[s["step"]]["bytes"], gb_per_s=sync[s["step"]]["gb_per_s"])
+        ev.append(_complete(s["name"], "phase", WORKERS_PID, tids[s["worker"]], s["start"], s["end"], t0, args))
     for g in grants:
         ev.append(_complete(g["role"], "grant", DEVICES_PID, dtids[g["device"]], g["start"], g["end"], t0,
                             {"step": g["step"], "device": g["device"], **g.get("args", {})}))

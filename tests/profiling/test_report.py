@@ -138,3 +138,39 @@ def test_report_is_json_and_prints(report, capsys):
     print_report(report, Console(width=140, force_terminal=False))
     out = capsys.readouterr().out
     assert "orchestration overhead" in out and "gpu0" in out and "tokens/s" in out
+
+
+def test_weight_sync_bytes_and_gb_per_s_in_the_report_table_and_trace(tmp_path):
+    """Sync cost from synthetic spans: the policy's rank 0 counts the bytes, the driver times the phase."""
+    from tests.profiling.prof_synthetic import _span
+
+    recs = [
+        _span("weight_sync", "driver", 0, 1.0, 1.5),  # 0.5 s
+        _span("weight_sync", "policy0", 0, 1.0, 1.4, bytes=200_000_000, transport="shm"),
+        _span("weight_sync", "policy1", 0, 1.0, 1.4, bytes=0),  # other ranks gather, send nothing
+        _span("weight_sync", "rollout0", 0, 1.1, 1.3, tensors=7, kind="adapter"),  # no bytes: not counted
+        {"type": "step", "step": 0, "start": T + 0.0, "end": T + 2.0},
+        _span("weight_sync", "driver", 1, 3.0, 3.25),  # 0.25 s
+        _span("weight_sync", "policy0", 1, 3.0, 3.2, bytes=100_000_000, transport="shm"),
+        {"type": "step", "step": 1, "start": T + 2.0, "end": T + 4.0},
+    ]
+    write_run(tmp_path, recs)
+    records = load_records(tmp_path)
+    ws = build_report(records)["weight_sync"]
+    # step 0: 0.2 GB in 0.5 s = 0.4 GB/s; step 1: 0.1 GB in 0.25 s; together 0.3 GB in 0.75 s = 0.4 GB/s
+    assert ws["steps"] == 2 and ws["transport"] == "shm"
+    assert ws["bytes_by_step"] == {"0": 200_000_000, "1": 100_000_000}
+    assert ws["bytes_per_step"] == pytest.approx(150_000_000)
+    assert ws["seconds_per_step"] == pytest.approx(0.375)
+    assert ws["gb_per_s"] == pytest.approx(0.4)
+    events = [e for e in build_trace(records)["traceEvents"] if e["name"] == "weight_sync" and e["tid"] == 2]
+    assert [e["args"]["bytes"] for e in events] == [200_000_000, 100_000_000]  # the driver's track
+    assert [e["args"]["gb_per_s"] for e in events] == pytest.approx([0.4, 0.4])
+    from rich.console import Console
+
+    console = Console(record=True, width=120)
+    print_report(build_report(records), console)
+    row = [line for line in console.export_text().splitlines() if "shm" in line]
+    assert row and "150.000" in row[0] and "0.400" in row[0]  # MB/step and GB/s on the table's row
+    write_run(tmp_path / "plain")  # the shared synthetic run has no weight_sync spans: no table
+    assert build_report(load_records(tmp_path / "plain"))["weight_sync"] is None

@@ -62,7 +62,7 @@ class RolloutWorker(Worker):
         if kind not in ("weights", "adapter"):
             raise ValueError(f"update_weights: kind must be 'weights' or 'adapter', got {kind!r}")
         named = bucket.tensors()
-        with self.rec.span("weight_sync", step=step, tensors=len(named), kind=kind, bytes=bucket.nbytes):
+        with self.rec.span("weight_sync", step=step, tensors=len(named), kind=kind):
             (self.engine.update_adapter if kind == "adapter" else self.engine.update_weights)(named)
         return len(named)
 

@@ -131,6 +131,7 @@ class CheckpointRefused(ValueError):
 
 
 def load_policy(worker: PolicyState, path: str) -> None:
+    configured = [{k: v for k, v in g.items() if k != "params"} for g in worker.optim.param_groups]
     model_sd, optim_sd, state = {}, {}, [None]
     if worker.rank == 0:
         model_sd = _read_model(worker, path)
@@ -148,7 +149,24 @@ def load_policy(worker: PolicyState, path: str) -> None:
         )
     worker.step = saved["step"]
     worker.scheduler.load_state_dict(saved["scheduler"])
+    _keep_configured(worker, configured)
     rng = saved["rng"][worker.rank]
     torch.set_rng_state(rng["cpu"])
     if "cuda" in rng and worker.device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"], worker.device)
+
+
+def _keep_configured(worker: PolicyState, configured: list[dict]) -> None:
+    """The checkpoint gives the optimizer's moments and step counts and the schedule's position;
+    this run's config gives the hyperparameters. ``set_optimizer_state_dict`` and the scheduler's
+    ``load_state_dict`` restore the saved lr, betas, eps, weight decay and base LR, so a changed
+    ``policy.optim.*`` would otherwise be ignored while config.yaml records it. With an unchanged
+    config this recomputes the same values (a resume stays exact)."""
+    sched = worker.scheduler
+    for group, conf in zip(worker.optim.param_groups, configured):
+        group.update(conf)  # lr is set below; initial_lr is the configured base LR
+    sched.base_lrs = [g["initial_lr"] for g in worker.optim.param_groups]
+    lrs = [base * fn(sched.last_epoch) for base, fn in zip(sched.base_lrs, sched.lr_lambdas)]  # LambdaLR
+    for group, lr in zip(worker.optim.param_groups, lrs):
+        group["lr"] = lr
+    sched._last_lr = lrs

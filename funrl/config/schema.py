@@ -6,6 +6,7 @@ composed here, so the owner of a phase finds its knobs beside its code.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from funrl.data.config import DataConfig
@@ -22,9 +23,22 @@ from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
 class RunConfig:
     """Where a run writes and how it is seeded."""
 
-    name: str = "funrl"
+    name: str = "funrl"  # one folder name: no path separators, not "." or ".."
     output_dir: str = "runs"  # the run directory is {output_dir}/{name}
     seed: int = 0
+    # a fresh run (train.resume="") into a run directory that already holds metrics or checkpoints
+    # is refused; true: remove that run's metrics, checkpoints, TensorBoard, profile and model first
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """``run.name`` must stay inside ``run.output_dir`` (``../..`` or ``/x`` would not)."""
+        n = self.name
+        seps = {"/", "\\", os.sep, os.altsep or "/"}
+        if not n.strip() or n in (".", "..") or any(c in n for c in seps) or "\0" in n:
+            raise ValueError(
+                f"run.name: expected one folder name (the run directory is run.output_dir/run.name), got {n!r}; "
+                "pick a plain name such as run.name=asr_grpo, and put the parent folders in run.output_dir"
+            )
 
 
 @dataclass

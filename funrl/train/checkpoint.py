@@ -4,7 +4,8 @@ A folder ``checkpoints/step_000010`` exists only when complete, so a crash mid-w
 leaves a half checkpoint that ``resume=latest`` would pick. Layout::
 
     step_000010/
-      trainer_state.json   step, data position, driver RNG states, config snapshot hash
+      trainer_state.json   step, data position, driver RNG states, the run's config and its
+                           sha256 (a resume compares them: funrl.train.run_dir)
       policy/              written by the policy worker (weights or PEFT adapter, optimizer,
                            scheduler, RNG states; see funrl.policy.fsdp_worker)
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 STEP_RE = re.compile(r"^step_(\d{6,})$")
+TMP_RE = re.compile(r"^\.step_(\d{6,})\.tmp-(\d+)$")  # being written by process PID (or left by it)
 
 
 def checkpoint_dir(run_dir: Path) -> Path:
@@ -35,6 +37,35 @@ def list_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := STEP_RE.match(p.name)) and p.is_dir()]
     return sorted(found)
+
+
+def remove_partial(run_dir: Path) -> list[Path]:
+    """Remove the temporary folders of checkpoint writes that never finished (their writer was
+    killed); a folder whose writer is still alive is left alone. Returns the removed folders."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    removed = []
+    for p in sorted(root.iterdir()):
+        m = TMP_RE.match(p.name)
+        if not m:
+            continue
+        pid = int(m.group(2))
+        if pid != os.getpid() and _alive(pid):
+            continue  # another process is writing it now
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def resolve_resume(run_dir: Path, resume: str) -> Path | None:

@@ -14,6 +14,7 @@ runs in bf16; with one optimizer step per rollout they are the update's own deta
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import random
@@ -29,6 +30,8 @@ from funrl.policy.advantages import group_advantages, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
 from funrl.train.metrics import MetricsLogger
+from funrl.train.run_dir import config_dict, config_hash
+from funrl.train.run_dir import prepare as prepare_run_dir
 from funrl.train.roles import Roles
 from funrl.train.sampler import PromptSampler
 
@@ -47,6 +50,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir) / cfg.run.name
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.start = prepare_run_dir(cfg, self.run_dir)  # old outputs, half-written checkpoints, resume
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         self.rows = [u.to_dict() for u in utts]
         self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
@@ -55,7 +59,7 @@ class Trainer:
         self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
         self.roles = Roles.start(cfg, self.run_dir)
         self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
-        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps)
+        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step)
         self.device = self.roles.device
 
     # ------------------------------------------------------------------ the loop (one screen)
@@ -74,8 +78,8 @@ class Trainer:
             raise
         return self.finish()
 
-    def run_steps(self) -> None:
-        start = self.resume()
+    def run_steps(self, start: int | None = None) -> None:
+        start = self.resume() if start is None else start
         for step in range(start, self.cfg.train.steps):
             with self.prof.step(step):
                 t0 = time.time()
@@ -165,22 +169,26 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def save(self, step: int) -> Path:
+        config = config_dict(self.cfg)
         state = {
             "step": step,
             "sampler": self.sampler.state_dict(),
-            "rng": {"python": random.getstate().__repr__(), "numpy": _np_state(), "torch": torch.get_rng_state().tolist()},
+            "rng": driver_rng_state(),
+            "config_sha256": config_hash(config),
+            "config": config,  # a resume refuses or applies each changed key (funrl.train.run_dir)
         }
         return ckpt.save_checkpoint(
             self.run_dir, step, state, lambda tmp: self.roles.save_policy(tmp / "policy"), self.cfg.checkpoint.keep_last
         )
 
     def resume(self) -> int:
-        path = ckpt.resolve_resume(self.run_dir, self.cfg.train.resume)
+        """Restore the checkpoint :func:`~funrl.train.run_dir.prepare` chose; the first step to take."""
+        path = self.start.checkpoint
         if path is None:
             return 0
         state = ckpt.load_state(path)
         self.sampler.load_state_dict(state["sampler"])
-        torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
+        restore_driver_rng(state["rng"])
         self.roles.load_policy(path / "policy")
         self.weight_sync(state["step"])  # the rollout engine starts from the restored policy
         log.info("resumed from %s", path)
@@ -238,6 +246,18 @@ def _component_stats(components: dict[str, list]) -> dict[str, float]:
     return out
 
 
-def _np_state() -> list:
+def driver_rng_state() -> dict:
+    """The driver's Python, NumPy and torch RNG states as JSON values."""
+    version, internal, gauss = random.getstate()
     s = np.random.get_state()
-    return [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])]
+    return {"python": [version, list(internal), gauss], "numpy": [s[0], s[1].tolist(), int(s[2]), int(s[3]), float(s[4])],
+            "torch": torch.get_rng_state().tolist()}
+
+
+def restore_driver_rng(rng: dict) -> None:
+    """Inverse of :func:`driver_rng_state` (also reads the Python state older checkpoints stored as a repr)."""
+    py = ast.literal_eval(rng["python"]) if isinstance(rng["python"], str) else rng["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = rng["numpy"]
+    np.random.set_state((n[0], np.asarray(n[1], dtype=np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(torch.tensor(rng["torch"], dtype=torch.uint8))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,10 @@ class MetricsLogger:
             # scalar), a queue that holds a few steps and the writer's timed flush (10 s): with
             # add_scalar and the defaults (10 events, a flush a step) the writer thread cost 8 ms a step.
             self.tb = FileWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
+            if start_step > 0:  # a resume: TensorBoard drops the earlier files' events from this step on
+                from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+
+                self.tb.add_event(Event(step=start_step, session_log=SessionLog(status=SessionLog.START)))
 
     def log(self, step: int, metrics: dict[str, Any]) -> None:
         row = {"step": step, **{k: _plain(v) for k, v in sorted(metrics.items())}}
@@ -76,3 +81,30 @@ def _plain(v: Any) -> Any:
 def read_metrics(run_dir: Path) -> list[dict]:
     with open(run_dir / "metrics.jsonl") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics(run_dir: Path, last_step: int) -> int:
+    """Keep the rows of steps ``<= last_step`` (a resume redoes the later ones) and drop a line
+    torn by a kill mid-write; the file is replaced atomically. Returns the rows dropped."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return 0
+    keep, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += bool(line.strip())
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
+            keep.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        with open(tmp, "w") as f:
+            f.writelines(keep)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped

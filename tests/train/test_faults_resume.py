@@ -32,6 +32,27 @@ def config(tmp_path, corpus, model, name, *extra):
     return load_config(None, base + list(extra))
 
 
+def test_raising_plugin_through_the_cli_is_one_line_naming_sample_id_and_exit_2(tmp_path, tiny_corpus, tiny_model,
+                                                                                 ray_env, capsys):
+    import json
+
+    from funrl.cli import main
+    from funrl.train.sampler import PromptSampler
+
+    cfg_file = tmp_path / "boom.yaml"
+    cfg_file.write_text(f"rewards:\n  components:\n    - name: accuracy\n    - name: '{PLUGINS}:explode'\n")
+    overrides = [f"run.output_dir={tmp_path / 'runs'}", "run.name=boom", f"data.train_manifest={tiny_corpus / 'train.jsonl'}",
+                 f"model.path={tiny_model}", "train.steps=1", "train.prompts_per_step=2", "algorithm.group_size=3",
+                 "rollout.max_new_tokens=5", "cluster.num_cpus=4", "profile.plots=false"]
+    assert main(["train", str(cfg_file), *overrides]) == 2
+    err = capsys.readouterr().err
+    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    second_prompt = rows[PromptSampler(len(rows), 2, 0, True).next()[1]]  # group 1: samples 3-5
+    assert err.endswith(f"\nfunrl train: reward 'explode' raised on sample 3 (id {second_prompt['id']!r}): "
+                        "ZeroDivisionError: boom; that is row 3 of step 0's batch (reward worker reward0)\n")
+    assert "Traceback" not in err  # (the lines before are the workers' logs)
+
+
 def killer(marker: Path, die_step: int) -> list[str]:
     return [
         "rewards.components=[{name: accuracy}, {name: hallucination}, "

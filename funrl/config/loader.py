@@ -248,7 +248,7 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (),
         value = yaml.safe_load(raw) if raw.strip() else ""
         try:
             with open_dict(cfg):
-                OmegaConf.update(cfg, key, value, merge=True)
+                OmegaConf.update(cfg, key, _as_section(key, value), merge=True)
         except OmegaConfBaseException as e:
             raise _explain(e, lambda k: f"{CMDLINE} ({item})") from None
         except (IndexError, KeyError) as e:
@@ -276,6 +276,20 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (),
         key = m.group(1) if m else ""
         raise ConfigError(f"{_where_set(key, overrides, where_file, lines)}: {e}") from None
     return obj  # type: ignore[return-value]
+
+
+def _as_section(key: str, value: Any) -> Any:
+    """A mapping given for a new entry of a mapping of sections (``cluster.resources.NAME={...}``)
+    as that section type: OmegaConf adds a typed entry only in that form."""
+    parent = key.rpartition(".")[0]
+    if not parent or not isinstance(value, dict):
+        return value
+    tp = _unwrap(_resolve_path(parent))
+    if typing.get_origin(tp) in (dict, typing.Dict):
+        section = _unwrap((typing.get_args(tp) or (Any, Any))[1])
+        if dataclasses.is_dataclass(section):
+            return OmegaConf.merge(OmegaConf.structured(section), value)
+    return value
 
 
 def _where_set(key: str, overrides: Sequence[str], where_file: str, lines: dict[str, int]) -> str:

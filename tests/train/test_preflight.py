@@ -74,6 +74,8 @@ def test_a_zero_second_clip_and_a_non_utf8_line(tmp_path, capsys, tiny_corpus, t
     (["rollout.temperature=0"], "command line: rollout.temperature: expected a number > 0 for training, got 0"),
     (["train.steps=0"], "command line: train.steps: expected an integer > 0, got 0 (no steps: nothing is trained)"),
     (["rewards.num_workers=0"], "command line: rewards.num_workers: expected an integer >= 1, got 0"),
+    (["cluster.resources.gpu={num_gpus: 1}"],
+     "command line: cluster.resources.gpu: expected a role name (encoder, rollout, policy, reward), got 'gpu'"),
     (["rewards.components=[{name: accuracy}, {name: acuracy}]"],
      "command line: rewards.components.1.name: unknown built-in reward 'acuracy'"),
 ])

@@ -81,7 +81,8 @@ def check_rewards(cfg: Any) -> None:
 
 
 def check_model_path(cfg: Any) -> None:
-    """``model.path``, when set, is a folder holding a saved funrl model."""
+    """``model.path``, when set, is a model folder: a funrl one (``funrl_model.json``) or a
+    transformers one (``config.json``, whose family the model loader checks)."""
     from funrl.models.io import CONFIG_FILE
 
     path = cfg.model.path
@@ -91,9 +92,9 @@ def check_model_path(cfg: Any) -> None:
     if not p.is_dir():
         raise ValueError(f"model.path: folder '{path}' not found (relative paths are taken from "
                          f"{Path.cwd()}); give a model folder written by `funrl sft` or `funrl train`")
-    if not (p / CONFIG_FILE).is_file():
-        raise ValueError(f"model.path: '{path}' has no {CONFIG_FILE}, so it is not a funrl model "
-                         "folder; give a folder written by `funrl sft` or `funrl train`")
+    if not (p / CONFIG_FILE).is_file() and not (p / "config.json").is_file():
+        raise ValueError(f"model.path: '{path}' has no {CONFIG_FILE} or config.json, so it is not a "
+                         "model folder; give a folder written by `funrl sft` or `funrl train`")
 
 
 def check_learns(cfg: Any) -> None:

@@ -134,8 +134,8 @@ def test_validate_checks_the_model_folder(tmp_path, capsys):
     assert f"FAIL  {p}:4: model.path: folder 'no/such/model' not found (relative paths are taken from" in out
     (tmp_path / "m").mkdir()
     msg = error_of(None, [f"model.path={tmp_path / 'm'}"], RUN_CHECKS)
-    assert msg == (f"command line: model.path: '{tmp_path / 'm'}' has no funrl_model.json, so it is not a funrl "
-                   "model folder; give a folder written by `funrl sft` or `funrl train`")
+    assert msg == (f"command line: model.path: '{tmp_path / 'm'}' has no funrl_model.json or config.json, so it is "
+                   "not a model folder; give a folder written by `funrl sft` or `funrl train`")
 
 
 @pytest.mark.parametrize("text, line, key, why", [

@@ -10,7 +10,8 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="transcribe a manifest with a model folder and report WER etc. as JSON")
-    p.add_argument("--model", required=True, help="model folder (funrl_model.json, audio.safetensors, llm/)")
+    p.add_argument("--model", required=True,
+                   help="model folder: a transformers audio LLM (Fun-ASR-Nano, Qwen2-Audio) or a funrl folder")
     p.add_argument("--manifest", required=True, help="JSONL manifest to transcribe")
     p.add_argument("--output", help="write the JSON report here (default: print it)")
     p.add_argument("--hypotheses", help="also write one JSON line per utterance (id, reference, hypothesis)")
@@ -35,11 +36,13 @@ def checked_utterances(model_dir: str, manifest: str, max_new_tokens: int,
     from funrl.data.context import max_clip_seconds, too_long, too_long_message
     from funrl.data.manifest import load_manifest
     from funrl.errors import UserError
-    from funrl.models.io import CONFIG_FILE
+    from funrl.models.families import family_of, is_native
 
-    if not (Path(model_dir) / CONFIG_FILE).is_file():
-        raise UserError(f"{model_dir}: not a model folder (no {CONFIG_FILE}); give a folder written "
-                        "by `funrl sft` or `funrl train` (RUN_DIR/model)")
+    if not is_native(model_dir):
+        if not (Path(model_dir) / "config.json").is_file():
+            raise UserError(f"{model_dir}: not a model folder (no config.json or funrl_model.json); give a "
+                            "transformers audio-LLM folder or one written by `funrl sft` / `funrl train` (RUN_DIR/model)")
+        family_of(model_dir)  # an unsupported model_type is refused here, before any audio is read
     utts, dropped = filter_by_duration(load_manifest(manifest, check_audio=True), max_duration)
     if dropped:
         print(f"funrl eval: --max-duration {max_duration}: {len(dropped)} of "
@@ -63,15 +66,19 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
     is checked (:func:`checked_utterances`) before the model is loaded."""
     import dataclasses
 
-    from funrl.eval.decode import transcribe
+    from funrl.eval.decode import transcribe, transcribe_rows
     from funrl.eval.metrics import compute_metrics
-    from funrl.models.io import load_pretrained
+    from funrl.models.families import load_audio_llm
+    from funrl.models.families.native import NativeAudioLLM
 
     utts = checked_utterances(model_dir, manifest, max_new_tokens, max_duration)
-    model, tok = load_pretrained(model_dir)
+    model = load_audio_llm(model_dir)
     if hotwords != "saved":
-        model.cfg.prompt = dataclasses.replace(model.cfg.prompt, use_hotwords=hotwords == "on")
-    hyps = transcribe(model, tok, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        model.prompt = dataclasses.replace(model.prompt, use_hotwords=hotwords == "on")
+    if isinstance(model, NativeAudioLLM):  # batches by fbank length, as SFT's dev evaluation does
+        hyps = transcribe(model.model, model.tokenizer, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    else:
+        hyps = transcribe_rows(model, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     report = {"model": str(model_dir), "manifest": str(manifest), **compute_metrics(hyps, utts, n_boot, seed)}
     rows = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]
     return report, rows

@@ -48,3 +48,15 @@ def transcribe(
     hyps = [out[i] for i in range(len(utts))]
     model.train(was_training)
     return hyps
+
+
+def transcribe_rows(model, utts: Sequence[Any], batch_size: int = 32, max_new_tokens: int = 64) -> list[str]:
+    """Greedy transcripts with any loaded audio LLM (:func:`funrl.models.families.load_audio_llm`):
+    batches of similar duration through its own ``transcribe``, returned in manifest order."""
+    order = sorted(range(len(utts)), key=lambda i: utts[i].duration or 0.0)
+    out: dict[int, str] = {}
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        for i, text in zip(idx, model.transcribe([utts[i].to_dict() for i in idx], max_new_tokens)):
+            out[i] = text
+    return [out[i] for i in range(len(utts))]

@@ -50,6 +50,7 @@ class Roles:
             raise
 
     def _start(self, cfg, counts: dict[str, int]) -> None:
+        from funrl.models.families import text_lm_folder
         from funrl.train.workers.encoder import EncoderWorker
         from funrl.train.workers.policy import PolicyActor
         from funrl.train.workers.reward import RewardWorker
@@ -67,8 +68,9 @@ class Roles:
             return ray.remote(cls).options(**opts)
 
         self.names: dict[Any, str] = {}
-        self.encoder = actor(EncoderWorker, "encoder").remote("encoder0", model, dev, th, prof)
-        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, model, dev, th, prof, cfg.run.seed)
+        llm_dir = str(text_lm_folder(model, self.run_dir))  # the text side as a plain causal-LM folder
+        self.encoder = actor(EncoderWorker, "encoder").remote("encoder0", model, dev, th, prof, cfg.model.prompt)
+        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, llm_dir, dev, th, prof, cfg.run.seed)
         self.rewarders = [actor(RewardWorker, "reward", i).remote(f"reward{i}", cfg.rewards, 1, prof) for i in range(nrw)]
         self.policy = [
             actor(PolicyActor, "policy", r).remote(f"policy{r}", cfg, r, ws, dev, th, prof) for r in range(ws)

@@ -108,7 +108,7 @@ def test_unreadable_manifest_and_model_folder(tmp_path, capsys, model_dir):
     assert rc == 2 and err == f"funrl eval: {tmp_path / 'adir'}: is a folder, not a manifest; pass the JSONL file in it\n"
     m = _manifest(tmp_path, [OK])
     rc, err = _eval(capsys, tmp_path / "nomodel", m)
-    assert rc == 2 and err.startswith(f"funrl eval: {tmp_path / 'nomodel'}: not a model folder (no funrl_model.json)")
+    assert rc == 2 and err.startswith(f"funrl eval: {tmp_path / 'nomodel'}: not a model folder (no config.json or funrl_model.json)")
 
 
 def test_an_output_in_a_missing_folder_is_refused_before_decoding(tmp_path, capsys, model_dir):

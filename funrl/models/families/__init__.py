@@ -39,5 +39,45 @@ def load_family(path: str | Path, prompt=None, **kwargs) -> FamilyAdapter:
     return family_of(path).load(path, prompt, **kwargs)
 
 
+def is_native(path: str | Path) -> bool:
+    """A funrl-format model folder (``funrl_model.json``), not a transformers family folder."""
+    from funrl.models.io import CONFIG_FILE
+
+    return (Path(path) / CONFIG_FILE).is_file()
+
+
+def load_audio_llm(path: str | Path, prompt=None, **kwargs):
+    """The model at ``path`` behind one interface, whatever its format: a funrl-format folder
+    (:class:`~funrl.models.families.native.NativeAudioLLM`) or a transformers family folder
+    (:class:`FamilyAdapter`). ``prompt``: a :class:`funrl.models.config.PromptConfig` or None (the
+    saved one for a funrl folder, the family's published wording otherwise)."""
+    if is_native(path):
+        from funrl.models.families.native import NativeAudioLLM
+
+        return NativeAudioLLM(path, prompt, **kwargs)
+    return load_family(path, prompt, **kwargs)
+
+
+TEXT_LM_DIR = "text_lm"
+
+
+def text_lm_folder(model_path: str | Path, work_dir: str | Path) -> Path:
+    """The plain causal-LM folder the rollout engines and the policy load: ``llm/`` of a funrl
+    folder, or, for a transformers family, the text LM written once into ``work_dir/text_lm``
+    (reused when it is already there and complete)."""
+    if is_native(model_path):
+        return Path(model_path) / "llm"
+    out = Path(work_dir) / TEXT_LM_DIR
+    if not (out / "config.json").is_file():
+        tmp = out.with_name(out.name + ".tmp")
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        load_family(model_path).save_text_lm(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    return out
+
+
 __all__ = ["FAMILIES", "FamilyAdapter", "FunAsrNanoAdapter", "Qwen2AudioAdapter", "UnknownFamilyError",
-           "family_of", "load_family"]
+           "family_of", "is_native", "load_audio_llm", "load_family", "text_lm_folder"]

@@ -176,6 +176,19 @@ class FamilyAdapter(ABC):
         if unknown:
             raise KeyError(f"load_text_lm_weights: names the {self.model_type} text LM does not have: {unknown[:5]}")
 
+    def audio_state(self) -> dict[str, torch.Tensor]:
+        """Every weight outside the text LM (audio encoder, adaptor/projector): frozen during GRPO."""
+        text = {id(p) for p in self.text_lm().parameters()}
+        return {k: p.detach().cpu() for k, p in self.model.named_parameters() if id(p) not in text}
+
+    def export(self, out: Path, llm_state: Mapping[str, torch.Tensor]) -> None:
+        """``out``: the trained model in the family's own format (its ``from_pretrained``,
+        processor and ``generate`` work on it), plus ``out/llm``, the text LM as a plain causal-LM
+        folder (what SGLang loads)."""
+        self.load_text_lm_weights(llm_state.items())
+        self.save(out)
+        self.save_text_lm(Path(out) / "llm")
+
     def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> list[str]:
         """Greedy transcripts: :meth:`prompt_embeds`, funrl's decoding loop on :meth:`text_lm`, the
         tokenizer's decode without special tokens (what ``funrl eval`` prints)."""

@@ -13,37 +13,33 @@ from funrl.train.workers.base import Worker
 
 
 class EncoderWorker(Worker):
-    def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True):
-        super().__init__(name, torch_threads, profile)
-        from funrl.data.audio import load_audio
-        from funrl.data.features import FbankExtractor
-        from funrl.models.io import load_pretrained
+    """``prompt``: the run's ``model.prompt`` (a transformers family's wording; a funrl-format folder
+    keeps the prompt it was saved with)."""
 
-        self.model, self.tokenizer = load_pretrained(model_path)
-        self.model.eval().requires_grad_(False)
+    def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
+                 prompt=None):
+        super().__init__(name, torch_threads, profile)
+        from funrl.models.families import is_native, load_audio_llm
+
         self.home = torch.device(device)
-        self.fbank = FbankExtractor(num_mel_bins=self.model.cfg.encoder.num_mel_bins)
-        self._load_audio = load_audio
+        self.audio_llm = load_audio_llm(model_path, None if is_native(model_path) else prompt, device=self.home)
+        self.model = self.audio_llm.model  # the whole torch module (moved off the device in sleep)
+        self.model.eval().requires_grad_(False)
 
     @torch.inference_mode()
     def encode(self, samples: list[dict], step: int):
         """One ``[L_i, H]`` prompt embedding per sample, packed into one buffer for Ray
         (:class:`funrl.train.transport.PackedTensors`; :func:`funrl.train.workers.base.prompt_tensors`
         unpacks it)."""
-        from funrl.data.features import collate
-        from funrl.models.prompt import build_prompt_embeds
         from funrl.train.transport import PackedTensors
 
         with self.rec.span("encode", step=step, prompts=len(samples)):
-            feats = [self.fbank(self._load_audio(s["audio"])) for s in samples]
-            x, lens = collate(feats)
-            speech = self.model.encode_audio(x.to(self.home), lens.to(self.home))
-            prompts = build_prompt_embeds(self.model, self.tokenizer, speech, samples)
-            return PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(prompts.embeds)])
+            embeds = self.audio_llm.prompt_embeds(samples)  # [B] of [L_i, H]
+            return PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(embeds)])
 
     def audio_state(self) -> dict[str, torch.Tensor]:
-        """The encoder/adaptor/CTC weights (tests check they never change during GRPO)."""
-        return {k: v.detach().cpu() for k, v in self.model.state_dict().items() if not k.startswith("llm.")}
+        """The audio side's weights (encoder, adaptor, CTC head): tests check they never change in GRPO."""
+        return self.audio_llm.audio_state()
 
     def sleep(self, step: int | None = None) -> None:
         """GPU: move the model to host memory and empty the cache. CPU: nothing to free."""

@@ -39,8 +39,10 @@ class PolicyActor(Worker):
 
         from funrl.policy.fsdp_worker import PolicyWorker
 
+        from funrl.models.families import text_lm_folder
+
         dev = "cuda" if self.device == "cuda" else "cpu"
-        llm = str(Path(self.cfg.model.path) / "llm")
+        llm = str(text_lm_folder(self.cfg.model.path, Path(self.cfg.run.output_dir) / self.cfg.run.name))
         self.worker = PolicyWorker(self.cfg.policy, self.cfg.algorithm, llm, rank=self.rank,
                                    init_method=init_method, device=dev, temperature=self.cfg.rollout.temperature)
 
@@ -120,16 +122,17 @@ class PolicyActor(Worker):
         return [t.cpu() for t in self.worker.compute_logprobs(b, "old")]
 
     def export_model(self, out: str) -> None:
-        """Write the trained policy as a complete funrl model folder (collective; rank 0 writes).
+        """Write the trained policy as a complete model folder (collective; rank 0 writes).
 
-        The audio side (encoder, adaptor, CTC head, prompt) is frozen during GRPO, so it is copied
-        from ``model.path``; ``llm/`` gets the LoRA-merged weights. ``funrl eval --model out``
-        evaluates it and ``model.path=out`` continues from it.
+        The audio side (encoder, adaptor, CTC head) is frozen during GRPO, so it comes from
+        ``model.path``; the text LM gets the LoRA-merged weights. A transformers family is written
+        in its own format (its ``from_pretrained``, processor and ``generate`` work on it) with the
+        text LM beside it as a plain causal-LM folder (``llm/``); a funrl folder as a funrl folder.
         """
         import shutil
         from pathlib import Path
 
-        from funrl.models.io import AUDIO_FILE, CONFIG_FILE, LLM_DIR
+        from funrl.models.families import load_audio_llm
 
         state = {}
         for bucket in self.worker.export_weights(1 << 30):
@@ -137,21 +140,11 @@ class PolicyActor(Worker):
                 state.update({n: t.detach().cpu() for n, t in bucket})
         if self.rank != 0:
             return
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-        src, dst = Path(self.cfg.model.path), Path(out)
+        dst = Path(out)
         tmp = dst.with_name(dst.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        llm = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(src / LLM_DIR))
-        missing, unexpected = llm.load_state_dict(state, strict=False)
-        tied = {k for k in missing if k == "lm_head.weight" and llm.config.tie_word_embeddings}
-        if set(missing) - tied or unexpected:
-            raise RuntimeError(f"export_model: weights do not fit the LLM: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        llm.save_pretrained(tmp / LLM_DIR)
-        AutoTokenizer.from_pretrained(src / LLM_DIR).save_pretrained(tmp / LLM_DIR)
-        for name in (AUDIO_FILE, CONFIG_FILE):
-            shutil.copy2(src / name, tmp / name)
+        load_audio_llm(self.cfg.model.path).export(tmp, state)
         shutil.rmtree(dst, ignore_errors=True)
         tmp.rename(dst)
 

@@ -30,16 +30,22 @@ def make_engine(cfg: RolloutConfig, llm_path: Path, device: str, seed: int = 0):
 
 
 class RolloutWorker(Worker):
-    def __init__(self, name: str, cfg: RolloutConfig, model_path: str, device: str = "cpu",
+    """``llm_path``: the plain causal-LM folder of the text side
+    (:func:`funrl.models.families.text_lm_folder`)."""
+
+    def __init__(self, name: str, cfg: RolloutConfig, llm_path: str, device: str = "cpu",
                  torch_threads: int = 1, profile: bool = True, seed: int = 0):
         super().__init__(name, torch_threads, profile)
-        from transformers import AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
-        llm_path = Path(model_path) / "llm"
+        llm_path = Path(llm_path)
         self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
         self.engine = make_engine(cfg, llm_path, device, seed)
         self.temperature = cfg.temperature
-        self.stop_ids = list(cfg.stop_token_ids) or [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        eos = AutoConfig.from_pretrained(llm_path).eos_token_id  # the model's end-of-turn token(s)
+        self.stop_ids = list(cfg.stop_token_ids) or ([eos] if isinstance(eos, int) else list(eos or []))
+        if not self.stop_ids:
+            self.stop_ids = [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
     def generate(self, prompt_embeds, n: int, sampling: SamplingParams, step: int):
         from funrl.rollout.generation import decode

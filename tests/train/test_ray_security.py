@@ -138,18 +138,38 @@ def start_driver(run_dir: Path) -> tuple[subprocess.Popen, Path, list[int]]:
     return drv, root, [p.pid for p in procs if p.pid != drv.pid]
 
 
-def test_killed_driver_leaves_nothing_listening(tmp_path):
-    """kill -9 of the driver: the reaper ends the agents and workers and removes the folder."""
-    drv, root, pids = start_driver(tmp_path / "run")
+def test_funrl_train_cli_listens_on_loopback_and_leaves_nothing_when_killed(tmp_path, tiny_corpus, tiny_model):
+    """A real ``funrl train`` process: its sockets and its Ray's are loopback-only while it trains;
+    after ``kill -9`` of it the reaper ends the agents and workers and removes the private folder."""
+    conf = tmp_path / "run.yaml"
+    conf.write_text(
+        f"run: {{output_dir: '{tmp_path / 'runs'}', name: cli}}\n"
+        f"data: {{train_manifest: '{tiny_corpus / 'train.jsonl'}'}}\nmodel: {{path: '{tiny_model}'}}\n"
+        "train: {steps: 1000, prompts_per_step: 2}\nalgorithm: {group_size: 2}\nrollout: {max_new_tokens: 3}\n"
+        "policy: {world_size: 1}\ncheckpoint: {every: 0, save_final: false}\ncluster: {num_cpus: 2}\n"
+        "profile: {enabled: false}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    drv = subprocess.Popen([sys.executable, "-m", "funrl", "train", str(conf)], cwd=REPO, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = tmp_path / "runs" / "cli"
     try:
+        wait_until(lambda: (run_dir / "metrics.jsonl").is_file() and (run_dir / "metrics.jsonl").stat().st_size > 0,
+                   "the CLI run logged its first step", limit=300)
+        root = ray_root(run_dir)
+        procs = ray_session.session_processes(root)
+        pids = [p.pid for p in procs if p.pid != drv.pid and "funrl.train.ray_session" not in " ".join(p.cmdline())]
+        assert any("funrl.train.ray_session" in " ".join(p.cmdline()) for p in procs), "the reaper watches the driver"
         socks = listening([drv.pid] + pids)
-        assert socks and all(is_loopback(ip) for _, _, ip in socks), socks  # Ray imported before funrl
-        assert len(pids) >= 4  # gcs_server, raylet, agents, the actor, the reaper
+        owners = {name for _, name, _ in socks}
+        assert {"gcs_server", "raylet"} <= owners and any(n.startswith("ray::") for n in owners), socks
+        assert all(is_loopback(ip) for _, _, ip in socks), socks
     finally:
         drv.send_signal(signal.SIGKILL)
         drv.wait()
-    wait_until(lambda: not any(ray_session.alive(p) for p in pids), f"processes of the killed driver {pids}")
-    wait_until(lambda: not root.exists(), f"{root} removed")
+    # only the reaper removes the folder (Ray never does), and it ends the processes first
+    wait_until(lambda: not root.exists(), f"{root} removed by the reaper")
+    assert not any(ray_session.alive(p) for p in pids), "a process of the killed driver's Ray is still running"
 
 
 def test_next_start_ends_the_orphans_of_a_killed_driver(tmp_path, caplog):

@@ -91,7 +91,11 @@ def alive(pid: int) -> bool:
 def end_session(root: Path, link: Path | None = None, exclude: tuple[int, ...] = ()) -> list[int]:
     """Kill what is left of the session in ``root``, remove ``root`` and ``link``; killed PIDs."""
     killed = kill_all(session_processes(root, exclude)) if root.exists() else []
-    shutil.rmtree(root, ignore_errors=True)
+    for _ in range(5):  # a process that was dying may still have added a file while it went
+        shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            break
+        time.sleep(0.5)
     if link is not None and link.is_symlink() and Path(os.readlink(link)) == root:
         link.unlink()
     return killed

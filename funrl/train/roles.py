@@ -15,7 +15,10 @@ CPU-only run there is nothing to hand over: the grants are recorded, the wake/sl
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
+import shutil
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -87,10 +90,15 @@ class Roles:
             self.asleep_all()
 
     def _rendezvous(self) -> str:
-        """Where the policy ranks meet: on a private (one-node, loopback) cluster a file store in
-        its private folder, so no TCPStore listens on every interface; else rank 0's address."""
+        """Where the policy ranks meet: on a one-node loopback cluster (a private one, or one this
+        process shares) a file store in a 0700 folder, so no TCPStore listens on every interface;
+        else rank 0's address."""
+        name = f"dist-store-{uuid.uuid4().hex}"
         if self.session is not None:
-            return f"file://{self.session.root}/dist-store-{uuid.uuid4().hex}"
+            return f"file://{self.session.root}/{name}"
+        if ipaddress.ip_address(ray.util.get_node_ip_address()).is_loopback:
+            self._dist_dir = tempfile.mkdtemp(prefix="funrl-dist-")
+            return f"file://{self._dist_dir}/{name}"
         return self.call(self.policy[0].rendezvous.remote())
 
     @classmethod
@@ -221,6 +229,8 @@ class Roles:
             ray.shutdown()
 
     def shutdown(self) -> None:
+        if getattr(self, "_dist_dir", None):
+            shutil.rmtree(self._dist_dir, ignore_errors=True)
         with contextlib.suppress(Exception):
             ray.get(self.rollout.shutdown.remote(), timeout=30)
         for a in self.names:

@@ -13,6 +13,8 @@ tokens must each be the reference's argmax given the same prefix, or within ``TI
 
 from __future__ import annotations
 
+import copy
+
 import math
 
 import pytest
@@ -223,6 +225,42 @@ def test_weight_push_matches_reference_and_disk_restores(engine, ref, model_dir)
     assert restored.token_ids == before.token_ids
     for a, b in zip(restored.logprobs, before.logprobs):
         assert a == pytest.approx(b, abs=1e-3)
+
+
+def test_adapter_only_sync_gives_the_merged_policy(engine, ref, model_dir):
+    """LoRA: only A, B and the scaling reach the engine, which merges them into the base it loaded."""
+    from peft import LoraConfig, get_peft_model
+
+    from funrl.policy.weights import adapter_named_tensors, buckets, merged_named_tensors
+
+    tok, model = ref
+    embeds = embeds_of(model, prompt_ids(tok))
+    before = engine.generate(embeds, n=1, sampling=greedy())
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    policy = get_peft_model(copy.deepcopy(model), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "down_proj"]))
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for n, p in policy.named_parameters():
+            if "lora_" in n:  # a trained adapter (B starts at zero)
+                p.copy_(0.5 * torch.randn(p.shape, generator=g))
+    hf = policy.get_base_model()
+    for bucket in buckets(adapter_named_tensors(hf), 1000):  # a layer's parts span calls
+        engine.update_adapter(bucket)
+    # the reference holds the merged weights as the bf16 engine does
+    model.load_state_dict({k: v.to(torch.bfloat16).float() for k, v in merged_named_tensors(hf)}, strict=False)
+    try:
+        after = engine.generate(embeds, n=1, sampling=greedy())
+        assert after.token_ids != before.token_ids  # the adapter changed the engine's model
+        exact = total = 0
+        for row, prompt in enumerate(embeds):
+            got = after.token_ids[row]
+            exact += assert_greedy_under_reference(model, prompt, got)
+            total += len(got)
+            assert_logprobs_close(after.logprobs[row], ref_logprobs(model, prompt, got, 0.0))
+        assert exact >= 0.8 * total
+    finally:
+        model.load_state_dict(original)
+        engine.update_weights(original.items())  # the base back, for the tests after this one
 
 
 def test_sleep_and_wake_are_noops_on_cpu_and_guard_generate(engine, ref):

@@ -30,6 +30,8 @@ class Accuracy:
     [0.5, 0.75, 1.0, -1.0]
     """
 
+    error_rate_metric = "wer"  # 1 − mean of this reward is the batch's error rate (rewards.protocol)
+
     def __init__(
         self,
         lowercase: bool = True,

@@ -31,12 +31,35 @@ class Component:
 class RewardResult:
     total: list[float]  # [N] Σ w·R over applicable components
     components: dict[str, list[Optional[float]]]  # name -> [N], None where not applicable
-    metrics: dict[str, float] = field(default_factory=dict)  # rewards/<name>/{mean,std,applicable}
+    metrics: dict[str, float] = field(default_factory=dict)  # reward_stats(components, total, ...)
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     m = math.fsum(values) / len(values)
     return m, math.sqrt(math.fsum((v - m) ** 2 for v in values) / len(values))  # population std
+
+
+def reward_stats(components: dict[str, list[Optional[float]]], total: Sequence[float],
+                 error_rates: Optional[dict[str, str]] = None) -> dict[str, float]:
+    """The step's reward metrics, the one place they are computed and named:
+    ``reward/<name>_mean``, ``_std`` (population) and ``_applicable`` (share of samples not None;
+    mean and std NaN when none applies), ``reward/total_mean`` / ``_std``, and for each declared
+    error rate (``{metric: component}``, see :attr:`RewardCombiner.error_rates`) ``1 − mean``.
+
+    >>> reward_stats({"accuracy": [1.0, 0.5], "kw": [None, 1.0]}, [1.0, 1.5], {"wer": "accuracy"})["wer"]
+    0.25
+    """
+    nan = float("nan")
+    out: dict[str, float] = {}
+    for name, vals in components.items():
+        app = [v for v in vals if v is not None]
+        mean, std = _mean_std(app) if app else (nan, nan)
+        out[f"reward/{name}_mean"], out[f"reward/{name}_std"] = mean, std
+        out[f"reward/{name}_applicable"] = len(app) / len(vals) if vals else 0.0
+    out["reward/total_mean"], out["reward/total_std"] = _mean_std(list(total)) if len(total) else (nan, nan)
+    for metric, name in (error_rates or {}).items():
+        out[metric] = 1.0 - out[f"reward/{name}_mean"]
+    return out
 
 
 def _subset_kwargs(kwargs: dict, idx: Sequence[int], n: int) -> dict:
@@ -83,6 +106,11 @@ class RewardCombiner:
     def names(self) -> list[str]:
         return [c.name for c in self.components]
 
+    @property
+    def error_rates(self) -> dict[str, str]:
+        """``{metric: component}`` for components that declare ``error_rate_metric`` (rewards.protocol)."""
+        return {c.fn.error_rate_metric: c.name for c in self.components if getattr(c.fn, "error_rate_metric", None)}
+
     def __call__(
         self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
     ) -> RewardResult:
@@ -95,7 +123,7 @@ class RewardCombiner:
             for i, v in enumerate(comps[c.name]):
                 if v is not None:
                     total[i] += c.weight * v
-        return RewardResult(total, comps, self._metrics(comps, total))
+        return RewardResult(total, comps, reward_stats(comps, total, self.error_rates))
 
     def _run(self, comp: Component, completions, references, samples, kwargs) -> list[Optional[float]]:
         try:
@@ -184,15 +212,3 @@ class RewardCombiner:
                 )
             clean.append(float(v))
         return clean
-
-    @staticmethod
-    def _metrics(comps: dict[str, list[Optional[float]]], total: list[float]) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for name, vals in comps.items():
-            app = [v for v in vals if v is not None]
-            metrics[f"rewards/{name}/applicable"] = len(app) / len(vals) if vals else 0.0
-            if app:
-                metrics[f"rewards/{name}/mean"], metrics[f"rewards/{name}/std"] = _mean_std(app)
-        if total:
-            metrics["rewards/total/mean"], metrics["rewards/total/std"] = _mean_std(total)
-        return metrics

@@ -42,6 +42,10 @@ Keywords the trainer passes (all lists are aligned with ``completions``, index `
 More keywords may be added later, so a plugin should accept ``**kwargs`` and ignore what it does
 not use. Within a batch the same sample appears ``G`` times (once per completion of its group).
 
+Declared metric: a reward whose value is ``1 − error rate`` may say so with a class attribute
+``error_rate_metric = "wer"`` (the built-in ``accuracy`` does). The trainer then logs that name as
+``1 − mean`` of the component, whatever the component's ``label``.
+
 Errors: every problem with a reward (it raises, returns a bad value, cannot be imported or is
 configured wrongly) is a :class:`RewardError` whose message names the component and, where
 there is one, the sample index.

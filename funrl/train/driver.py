@@ -197,9 +197,7 @@ class Trainer:
     def log(self, step: int, wall: float, rollout, rewards: dict, adv_metrics: dict, upd: dict) -> None:
         lens = [len(t) for t in rollout.token_ids]
         m = {
-            "reward/total_mean": float(np.mean(rewards["total"])),
-            "reward/total_std": float(np.std(rewards["total"])),
-            **_component_stats(rewards["components"]),
+            **rewards["metrics"],  # reward/<name>_mean|_std|_applicable, total, declared error rates (wer)
             **{f"adv/{k}": v for k, v in adv_metrics.items()},
             **upd,
             "response_len_mean": float(np.mean(lens)),
@@ -209,9 +207,6 @@ class Trainer:
             "time/step": wall,
             **{f"time/{k}": v for k, v in self._phase.items()},
         }
-        if "accuracy" in rewards["components"]:
-            vals = [v for v in rewards["components"]["accuracy"] if v is not None]
-            m["wer"] = 1.0 - float(np.mean(vals)) if vals else float("nan")
         self.metrics.log(step, m)
         self._phase = {}
         if (step + 1) % self.cfg.profile.drain_every == 0:
@@ -234,16 +229,6 @@ class Trainer:
         if report is not None and self.cfg.profile.summary:
             print_report(report)
         return self.run_dir
-
-
-def _component_stats(components: dict[str, list]) -> dict[str, float]:
-    out = {}
-    for name, vals in components.items():
-        v = [x for x in vals if x is not None]
-        out[f"reward/{name}_mean"] = float(np.mean(v)) if v else float("nan")
-        out[f"reward/{name}_std"] = float(np.std(v)) if v else float("nan")
-        out[f"reward/{name}_applicable"] = len(v) / max(1, len(vals))
-    return out
 
 
 def driver_rng_state() -> dict:

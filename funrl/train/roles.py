@@ -184,16 +184,22 @@ class Roles:
     # ------------------------------------------------------------------ phases
 
     def score(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int) -> dict:
-        n, k = len(texts), len(self.rewarders)
-        bounds = [(i * n // k, (i + 1) * n // k) for i in range(k)]
+        """The reward pool on the step's completions: ``{"total", "components", "metrics"}``.
+
+        Each worker gets whole groups (a plugin may look at a group's completions together), and
+        the step's reward metrics are computed once, on the merged lists
+        (:func:`funrl.rewards.combiner.reward_stats`)."""
+        from funrl.rewards.combiner import reward_stats
+
+        bounds = group_bounds(group_ids, len(self.rewarders))
         parts = self.wait_all([
             w.score.remote(texts[a:b], samples[a:b], group_ids[a:b], step, a)
-            for w, (a, b) in zip(self.rewarders, bounds)
+            for w, (a, b) in zip(self.rewarders, bounds) if b > a
         ])
         total = [x for p in parts for x in p["total"]]
         names = parts[0]["components"].keys()
         comps = {c: [x for p in parts for x in p["components"][c]] for c in names}
-        return {"total": total, "components": comps}
+        return {"total": total, "components": comps, "metrics": reward_stats(comps, total, parts[0]["error_rates"])}
 
     def shard(self, rows: list[int]) -> list[list[int]]:
         """Contiguous, near-equal slices of the step's rows, one per policy rank."""
@@ -238,3 +244,17 @@ class Roles:
                 ray.kill(a)
         with contextlib.suppress(Exception):
             self.placement.remove()
+
+
+def group_bounds(group_ids: list[int], k: int) -> list[tuple[int, int]]:
+    """``k`` contiguous ``(start, end)`` row ranges, near-equal in groups, that never cut a group
+    (rows are group-major: a group's rows are consecutive). Ranges may be empty when there are
+    fewer groups than workers.
+
+    >>> group_bounds([0, 0, 1, 1, 2, 2], 2)
+    [(0, 2), (2, 6)]
+    """
+    starts = [i for i, g in enumerate(group_ids) if i == 0 or g != group_ids[i - 1]]
+    n, m = len(group_ids), len(starts)
+    cut = [starts[j * m // k] if j * m // k < m else n for j in range(k)] + [n]
+    return [(cut[j], cut[j + 1]) for j in range(k)]

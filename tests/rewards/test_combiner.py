@@ -36,18 +36,27 @@ def test_total_components_and_metrics_hand_worked():
     assert res.total == pytest.approx([1.0, -2.0, 1.0])
     assert res.components == {"a": [1.0, 0.0, 0.5], "b": [None, -1.0, 0.25]}
     m = res.metrics
-    assert m["rewards/a/mean"] == pytest.approx(0.5) and m["rewards/a/applicable"] == 1.0
-    assert m["rewards/a/std"] == pytest.approx(math.sqrt((0.25 + 0.25 + 0) / 3))
+    assert m["reward/a_mean"] == pytest.approx(0.5) and m["reward/a_applicable"] == 1.0
+    assert m["reward/a_std"] == pytest.approx(math.sqrt((0.25 + 0.25 + 0) / 3))
     # b over its 2 applicable samples only: mean -0.375, std 0.625
-    assert m["rewards/b/mean"] == pytest.approx(-0.375) and m["rewards/b/std"] == pytest.approx(0.625)
-    assert m["rewards/b/applicable"] == pytest.approx(2 / 3)
-    assert m["rewards/total/mean"] == pytest.approx(0.0) and m["rewards/total/std"] == pytest.approx(math.sqrt(2))
+    assert m["reward/b_mean"] == pytest.approx(-0.375) and m["reward/b_std"] == pytest.approx(0.625)
+    assert m["reward/b_applicable"] == pytest.approx(2 / 3)
+    assert m["reward/total_mean"] == pytest.approx(0.0) and m["reward/total_std"] == pytest.approx(math.sqrt(2))
+    assert "wer" not in m  # neither component declares an error rate
 
 
-def test_never_applicable_component_has_no_mean():
+def test_never_applicable_component_has_a_nan_mean():
     res = run(combine(("a", 1.0, const([None] * 3))))
     assert res.total == [0.0, 0.0, 0.0]
-    assert "rewards/a/mean" not in res.metrics and res.metrics["rewards/a/applicable"] == 0.0
+    assert math.isnan(res.metrics["reward/a_mean"]) and res.metrics["reward/a_applicable"] == 0.0
+
+
+def test_error_rate_comes_from_the_declaring_component_whatever_its_label():
+    comb = RewardCombiner.from_config(RewardsConfig(components=[RewardSpec(name="accuracy", label="acc")]))
+    assert comb.error_rates == {"wer": "acc"}
+    res = comb(["the cat", "the cat sat"], references=["the cat sat"] * 2, samples=[{}, {}])
+    # 1 − WER: 2/3 and 1 → mean 5/6 → wer 1/6
+    assert res.metrics["wer"] == pytest.approx(1 / 6) and res.metrics["reward/acc_mean"] == pytest.approx(5 / 6)
 
 
 def test_trainer_keywords_reach_the_reward():

@@ -35,4 +35,5 @@ class RewardWorker(Worker):
             except RewardError as e:
                 where = f"; that is row {offset + e.index} of step {step}'s batch" if e.index is not None else ""
                 raise RewardError(f"{e}{where} (reward worker {self.name})", e.component, e.index) from None
-        return {"total": list(res.total), "components": {k: list(v) for k, v in res.components.items()}}
+        return {"total": list(res.total), "components": {k: list(v) for k, v in res.components.items()},
+                "error_rates": self.combiner.error_rates}

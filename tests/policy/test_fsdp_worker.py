@@ -103,6 +103,7 @@ def _rank_main(rank: int, world: int, init: str, out: str) -> None:
     res["lora_ref"] = w.compute_logprobs(make_batch(), "ref")
     res["lora_old"] = w.compute_logprobs(make_batch(), "old")
     res["export"] = [[(n, t.clone()) for n, t in b] for b in w.export_weights(bucket_bytes=16 << 10)]
+    res["update"] = [(k, [(n, t.clone()) for n, t in b]) for k, b in w.export_update(bucket_bytes=16 << 10)]
     # (2) full fine-tuning with a frozen, sharded reference copy
     f = PolicyWorker(policy_cfg(world, lora=False), ALGO, tiny_llm(), rank=rank)
     before = full_params(f)
@@ -239,6 +240,20 @@ def test_exported_merged_weights_reproduce_the_policy_in_plain_hf(two_ranks):
     assert plain.lm_head.weight is plain.model.embed_tokens.weight
     for got, want in zip(slow_logprobs(plain, make_batch()), two_ranks["lora_old"]):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_adapter_export_gathers_the_full_lora_tensors_over_two_ranks(two_ranks):
+    """What the weight sync sends under LoRA on 2 ranks: the whole A and B of each layer, nothing else."""
+    sent = [(k, n, t) for k, b in two_ranks["update"] for n, t in b]
+    assert {k for k, _, _ in sent} == {"adapter"}
+    params = two_ranks["lora_after"]  # full tensors by parameter name
+    for _, name, t in sent:
+        prefix, _, part = name.rpartition(".")
+        if part == "lora_scaling":
+            assert t.item() == 8.0 / 4  # alpha / r
+        else:
+            assert torch.equal(t, params[f"llm.base_model.model.{prefix}.{part}.default.weight"]), name
+    assert len(sent) == 2 * 3 * 3  # 2 layers x 3 targets x (A, B, scaling)
 
 
 def test_checkpoint_restore_reproduces_the_next_update_exactly(two_ranks):

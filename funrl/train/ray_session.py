@@ -13,7 +13,8 @@
   after a ``kill -9`` of the driver, gcs_server and the raylet die with it (Ray fate-shares them)
   but the dashboard and runtime-env agents stayed up, listening, for a minute or more.
 - :func:`end_orphans`: the next start in the same run directory ends what the previous run left
-  (the reaper killed too, say) and says so.
+  (the reaper killed too, say) and says so; it refuses while the process that started that
+  session still runs (two runs in one directory).
 
 Only psutil and the standard library here: the reaper must start fast and never import Ray.
 """
@@ -32,15 +33,23 @@ from pathlib import Path
 
 import psutil
 
+from funrl.errors import UserError
+
 log = logging.getLogger(__name__)
 
 RAY_SUBDIR = "r"
+DRIVER_FILE = "driver.pid"  # the process that started the session
+
+
+class RunDirInUse(UserError, RuntimeError):
+    """Another live funrl process runs a Ray session from this run directory."""
 
 
 def make_private_dir(run_dir: Path) -> Path:
     """A fresh 0700 folder for Ray (short path: Ray's socket paths must stay under 107 bytes),
     linked from ``run_dir/ray``; returns Ray's ``_temp_dir`` inside it."""
     root = Path(tempfile.mkdtemp(prefix="funrl-ray-"))  # mode 0700
+    (root / DRIVER_FILE).write_text(str(os.getpid()))
     link = run_dir / "ray"
     if link.is_symlink():
         link.unlink()
@@ -108,6 +117,12 @@ def end_orphans(run_dir: Path) -> list[int]:
     if not link.is_symlink():
         return []
     root = Path(os.readlink(link))
+    owner = _live_driver(root)
+    if owner is not None:
+        raise RunDirInUse(
+            f"run directory {run_dir} is in use: funrl process {owner} is running a Ray session from it "
+            f"({root}); wait for it to end, or pick another run.name"
+        )
     killed = end_session(root, link) if root.name.startswith("funrl-ray-") else []
     if killed:
         log.warning("ended %d processes left by the previous run's Ray session in %s (PIDs %s)",
@@ -115,6 +130,19 @@ def end_orphans(run_dir: Path) -> list[int]:
     if link.is_symlink():
         link.unlink()
     return killed
+
+
+def _live_driver(root: Path) -> int | None:
+    """The PID of the process that started the session in ``root``, if it still runs (a PID
+    reused by a process started after the session is not it)."""
+    try:
+        pid, written = int((root / DRIVER_FILE).read_text()), (root / DRIVER_FILE).stat().st_mtime
+        p = psutil.Process(pid)
+        if pid != os.getpid() and alive(pid) and p.create_time() <= written + 1:
+            return pid
+    except (OSError, ValueError, psutil.Error):
+        pass
+    return None
 
 
 def start_reaper(root: Path, link: Path) -> subprocess.Popen:

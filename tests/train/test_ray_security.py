@@ -178,6 +178,9 @@ def test_next_start_ends_the_orphans_of_a_killed_driver(tmp_path, caplog):
     drv, root, pids = start_driver(run_dir)
     reaper = [p for p in ray_session.session_processes(root) if "funrl.train.ray_session" in " ".join(p.cmdline())]
     assert len(reaper) == 1
+    with pytest.raises(ray_session.RunDirInUse) as e:  # while that driver runs, a second start is refused
+        ray_session.end_orphans(run_dir)
+    assert str(drv.pid) in str(e.value) and all(ray_session.alive(p) for p in [drv.pid, reaper[0].pid])
     reaper[0].send_signal(signal.SIGKILL)
     drv.send_signal(signal.SIGKILL)
     drv.wait()

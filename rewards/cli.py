@@ -36,21 +36,16 @@ class InputError(ValueError):
 
 
 def read_rows(path: Path) -> list[tuple[int, dict]]:
-    """``(line number, row)`` for each non-blank line; raises InputError naming ``file:line``."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise InputError(f"{path}: cannot read input ({e.strerror}); check the path") from None
+    """``(line number, row)`` for each non-blank line (:func:`funrl.data.jsonl.read_jsonl`); raises
+    InputError naming ``file:line``."""
+    from funrl.data.jsonl import JsonlError, read_jsonl
+
     rows = []
-    for no, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{no}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise InputError(f"{path}:{no}: expected a JSON object, got {type(row).__name__}")
+    try:
+        lines = list(read_jsonl(path, what="input"))
+    except JsonlError as e:
+        raise InputError(str(e)) from None
+    for no, row in lines:
         for key in ("hypothesis", "text"):
             if not isinstance(row.get(key), str):
                 what = "missing" if key not in row else f"{type(row[key]).__name__}, not a string"

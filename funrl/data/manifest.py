@@ -108,23 +108,21 @@ def load_manifest(path: str | Path, check_audio: bool = False) -> list[Utterance
     GIL during libsndfile's calls, so on several cores the file opens overlap (bench/manifest_check.py).
     A row without ``duration`` gets the measured one.
     """
+    from funrl.data.jsonl import JsonlError, read_jsonl
+
     path = Path(path)
-    if path.is_dir():
-        raise ManifestError([f"{path}: is a folder, not a manifest; pass the JSONL file in it"])
-    if not path.is_file():
-        raise ManifestError([f"{path}: manifest not found; pass the path of a JSONL file"])
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ManifestError([f"{path}: cannot read the manifest ({e.strerror}); check its "
-                             "permissions"]) from None
     problems: list[tuple[int, str]] = []
     rows: list[tuple[int, Utterance]] = []
     first_line: dict[str, int] = {}
-    for lineno, line in _lines(raw, path, problems):
+    lines = read_jsonl(path, what="manifest", on_error=lambda lineno, msg: problems.append((lineno, msg)))
+    try:
+        lines = list(lines)
+    except JsonlError as e:  # the file itself: missing, a folder, unreadable
+        raise ManifestError([str(e)]) from None
+    for lineno, row in lines:
         where = f"{path}:{lineno}"
         found: list[str] = []
-        utt = _parse_line(line, where, path, lineno, found)
+        utt = _parse_line(row, where, path, lineno, found)
         problems += [(lineno, p) for p in found]
         if utt is None:
             continue
@@ -144,19 +142,6 @@ def load_manifest(path: str | Path, check_audio: bool = False) -> list[Utterance
     return [u for _, u in rows]
 
 
-def _lines(raw: bytes, path: Path, problems: list[tuple[int, str]]) -> Iterable[tuple[int, str]]:
-    """``(line number, text)`` of each non-blank line; a non-UTF-8 line becomes a problem."""
-    for lineno, data in enumerate(raw.splitlines(), 1):
-        try:
-            line = data.decode("utf-8")
-        except UnicodeDecodeError as e:
-            problems.append((lineno, f"{path}:{lineno}: byte 0x{data[e.start]:02x} at column "
-                                     f"{e.start + 1} is not UTF-8; save the manifest as UTF-8"))
-            continue
-        if line.strip():
-            yield lineno, line
-
-
 def _check_all_audio(rows: list[tuple[int, Utterance]], path: Path) -> list[tuple[int, str]]:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -168,17 +153,8 @@ def _check_all_audio(rows: list[tuple[int, Utterance]], path: Path) -> list[tupl
         return [p for found in pool.map(one, rows, chunksize=64) for p in found]
 
 
-def _parse_line(line: str, where: str, path: Path, lineno: int,
+def _parse_line(row: dict, where: str, path: Path, lineno: int,
                 problems: list[str]) -> Utterance | None:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        problems.append(f"{where}: malformed JSON ({e.msg} at column {e.colno}); each line must "
-                        "be one JSON object")
-        return None
-    if not isinstance(row, dict):
-        problems.append(f"{where}: expected a JSON object, got {type(row).__name__}")
-        return None
     start = len(problems)
     row = _apply_aliases(row, where, problems)
     fields = {k: _check_field(k, row.get(k), where, problems) for k in KNOWN}

@@ -6,8 +6,6 @@ A leaf module: the :class:`~funrl.profiling.profiler.Profiler` writes the file, 
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 
@@ -29,18 +27,10 @@ def load_records(run_dir: str | Path) -> dict[str, list[dict]]:
             f"no profile data at {path}: it is written by `funrl train` when profile.enabled=true "
             "(the default), or by funrl.profiling.Profiler(run_dir) in your own driver"
         )
+    from funrl.data.jsonl import read_jsonl
+
     sessions: list[list[dict]] = [[]]
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if lineno == len(lines):  # a crash mid-write leaves a torn last line
-                warnings.warn(f"{path}:{lineno}: ignoring a torn last line (the run stopped mid-write)")
-                break
-            raise ValueError(f"{path}:{lineno}: not JSON ({e}); the file is damaged") from e
+    for _, rec in read_jsonl(path, what="profile", torn_tail_ok=True):  # a crash mid-write tears the last line
         if rec.get("type") == "session":
             sessions.append([])
         else:

@@ -79,8 +79,9 @@ def _plain(v: Any) -> Any:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
-    with open(run_dir / "metrics.jsonl") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    from funrl.data.jsonl import read_jsonl
+
+    return [row for _, row in read_jsonl(run_dir / "metrics.jsonl", what="metrics file", torn_tail_ok=True)]
 
 
 def truncate_metrics(run_dir: Path, last_step: int) -> int:
@@ -89,17 +90,15 @@ def truncate_metrics(run_dir: Path, last_step: int) -> int:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         return 0
-    keep, dropped = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            dropped += bool(line.strip())
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= last_step:
-            keep.append(line + "\n")
+    from funrl.data.jsonl import read_jsonl
+
+    keep, dropped = [], []
+    for lineno, row in read_jsonl(path, what="metrics file", on_error=lambda lineno, msg: dropped.append(lineno)):
+        if isinstance(row.get("step"), int) and row["step"] <= last_step:
+            keep.append(json.dumps(row) + "\n")
         else:
-            dropped += 1
+            dropped.append(lineno)
+    dropped = len(dropped)
     if dropped:
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         with open(tmp, "w") as f:

@@ -114,7 +114,7 @@ def test_torn_last_line_is_ignored_with_a_warning_but_damage_elsewhere_raises(tm
         assert len(load_records(tmp_path)["steps"]) == 2
     lines = path.read_text().splitlines()
     path.write_text("\n".join([lines[0], "garbage", *lines[1:-1]]) + "\n")
-    with pytest.raises(ValueError, match=r"spans.jsonl:2: not JSON"):
+    with pytest.raises(ValueError, match=r"spans.jsonl:2: malformed JSON"):
         load_records(tmp_path)
 
 

@@ -56,7 +56,7 @@ def test_score_with_config_and_override(tmp_path, capsys):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ('{"hypothesis": "a", "text": "a"', r"h\.jsonl:2: invalid JSON"),
+        ('{"hypothesis": "a", "text": "a"', r"h\.jsonl:2: malformed JSON"),
         ('["a"]', r"h\.jsonl:2: expected a JSON object, got list"),
         ('{"text": "a"}', r"h\.jsonl:2: key 'hypothesis' is missing"),
         ('{"hypothesis": "a", "text": 3}', r"h\.jsonl:2: key 'text' is int, not a string"),

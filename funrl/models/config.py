@@ -77,7 +77,17 @@ class PromptConfig:
 
 @dataclass
 class ModelConfig:
-    path: str = ""  # a saved model folder (funrl_model.json, audio.safetensors, llm/); empty: build
+    """With ``family`` set (``fun_asr_nano``) and ``path`` empty, ``funrl sft`` builds that
+    transformers family from scratch from the same keys (:mod:`funrl.sft.family_build`):
+    ``encoder.{d_model, num_layers, num_heads, ffn_dim, dropout, num_mel_bins}`` size the SAN-M
+    encoder (no timestamp layers), ``adaptor.{num_layers, num_heads, ffn_dim, dropout}`` the
+    projector and its layers (its width is ``llm.hidden_size``, as the family requires),
+    ``llm.*`` the Qwen3 text model, ``vocab_size`` the byte-level BPE trained on the training text,
+    ``ctc`` a CTC head beside the weights. ``encoder.type`` and ``adaptor.downsample`` are the funrl
+    format's only (the family's frame rate is its feature extractor's, 60 ms)."""
+
+    path: str = ""  # a model folder: funrl's (funrl_model.json) or a transformers family's (config.json); empty: build
+    family: str = ""  # build: "" (funrl's format) or a transformers family's model_type (fun_asr_nano)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     adaptor: AdaptorConfig = field(default_factory=AdaptorConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)

@@ -77,15 +77,14 @@ def lr_factor(step: int, warmup: int, total: int, time_frac: float = 0.0) -> flo
     return 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
-def save_atomic(model, tok, target: Path, dtype: str) -> None:
-    """Write the model folder to ``target`` via a temporary folder and renames."""
-    from funrl.models.io import save_pretrained
-
+def save_atomic(job, target: Path, dtype: str) -> None:
+    """Write ``job``'s model folder to ``target`` via a temporary folder and renames."""
     tmp = target.with_name(target.name + ".tmp")
     old = target.with_name(target.name + ".old")
     for p in (tmp, old):
         shutil.rmtree(p, ignore_errors=True)
-    save_pretrained(model, tok, tmp, dtype=dtype)
+    tmp.mkdir(parents=True)
+    job.save(tmp, dtype)
     if target.exists():
         target.rename(old)
     tmp.rename(target)
@@ -103,11 +102,55 @@ def dev_eval(model, tok, dev: FeatureSet, limit: int) -> dict:
             "dev_utterances": n, "dev_example": hyps[0] if hyps else ""}
 
 
+class NativeSft:
+    """funrl's own format under SFT, behind the interface the loop uses (see :class:`funrl.sft.family.FamilySft`)."""
+
+    def __init__(self, cfg, log=print):
+        self.train_set = load_features(cfg.data.require("train_manifest"), log, cfg.data.max_duration)
+        self.dev = load_features(cfg.data.eval_manifest, log) if cfg.data.eval_manifest else None
+        self.model, self.tok = build_or_load(cfg, self.train_set, log)
+        self.params = select_trainable(self.model, cfg)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [f.shape[0] for f in self.train_set.feats]
+
+    def train(self, on: bool = True) -> None:
+        self.model.train(on)
+
+    def loss(self, idx, gen, ctc_weight: float):
+        from funrl.data.features import collate
+        from funrl.sft.loss import sft_loss
+
+        x, lens = collate([self.train_set.feats[i] for i in idx])
+        if gen is not None:
+            x = spec_augment(x, lens, self.model.encoder.feat_mean, gen)
+        utts = [self.train_set.utts[i] for i in idx]
+        return sft_loss(self.model, self.tok, x, lens, utts, [u.text for u in utts], ctc_weight)
+
+    def evaluate(self, limit: int) -> dict:
+        row = dev_eval(self.model, self.tok, self.dev, limit)
+        self.model.train()
+        return row
+
+    def save(self, folder: Path, dtype: str) -> None:
+        from funrl.models.io import save_pretrained
+
+        save_pretrained(self.model, self.tok, folder, dtype=dtype)
+
+
+def is_family_run(cfg) -> bool:
+    """A transformers family model: ``model.family`` set, or ``model.path`` a family folder."""
+    from funrl.models.families import is_native
+
+    if cfg.model.path:
+        return not is_native(cfg.model.path)
+    return bool(cfg.model.family)
+
+
 def run_sft(cfg, log=print) -> dict:
     """Train per ``cfg.sft`` (a FunRLConfig); returns the summary written to ``summary.json``."""
     from funrl.config import to_yaml
-    from funrl.data.features import collate
-    from funrl.sft.loss import sft_loss
 
     s = cfg.sft
     train_path = cfg.data.require("train_manifest")
@@ -123,37 +166,35 @@ def run_sft(cfg, log=print) -> dict:
         logf.flush()
         log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
 
-    train = load_features(train_path, log, cfg.data.max_duration)
-    dev = load_features(cfg.data.eval_manifest, log) if cfg.data.eval_manifest else None
-    model, tok = build_or_load(cfg, train, log)
-    params = select_trainable(model, cfg)
+    if is_family_run(cfg):
+        from funrl.sft.family import load_family_job
+
+        job = load_family_job(cfg, log)
+    else:
+        job = NativeSft(cfg, log)
+    dev, params = job.dev, job.params
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
     rng = np.random.default_rng(cfg.run.seed)
     gen = torch.Generator().manual_seed(cfg.run.seed)
-    lengths = [f.shape[0] for f in train.feats]
+    lengths = job.lengths
     best, step, t0, train_s = float("inf"), 0, time.time(), 0.0
-    model.train()
+    job.train()
 
     def evaluate_and_save() -> None:
         nonlocal best
         row = {"event": "eval", "step": step, "train_minutes": round(train_s / 60, 2)}
         if dev is not None:
-            row.update(dev_eval(model, tok, dev, s.eval_max_utterances))
-            model.train()
+            row.update(job.evaluate(s.eval_max_utterances))
         record(row)
-        save_atomic(model, tok, out / "last", s.save_dtype)
+        save_atomic(job, out / "last", s.save_dtype)
         if dev is not None and row["dev_error_rate"] < best:
             best = row["dev_error_rate"]
-            save_atomic(model, tok, out / "best", s.save_dtype)
+            save_atomic(job, out / "best", s.save_dtype)
 
     while step < s.max_steps and not (s.max_minutes and train_s >= s.max_minutes * 60):
         for idx in bucketed_batches(lengths, s.batch_size, rng):
             ts = time.time()
-            x, lens = collate([train.feats[i] for i in idx])
-            if s.spec_augment:
-                x = spec_augment(x, lens, model.encoder.feat_mean, gen)
-            loss, m = sft_loss(model, tok, x, lens, [train.utts[i] for i in idx],
-                               [train.utts[i].text for i in idx], s.ctc_weight)
+            loss, m = job.loss(idx, gen if s.spec_augment else None, s.ctc_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(params, s.grad_clip)

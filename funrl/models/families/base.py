@@ -121,8 +121,12 @@ class FamilyAdapter(ABC):
         The same masked scatter the family's ``forward`` does, per row: the text LM run on these
         embeddings gives the family model's logits on the same prompt.
         """
-        inputs = self.on_model(self.prompt_inputs(rows))
-        audio = self.audio_embeds(inputs)  # [B] of [n_i, H]
+        return self.merge_audio(self.on_model(self.prompt_inputs(rows)))
+
+    def merge_audio(self, inputs, audio: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """:meth:`prompt_embeds` from the processor's (model-placed) batch ``inputs``; ``audio``: the
+        per-clip features when already computed (SFT computes them once for the prompt and the CTC head)."""
+        audio = self.audio_embeds(inputs) if audio is None else audio  # [B] of [n_i, H]
         embed = self.model.get_input_embeddings()
         out = []
         for i, ids in enumerate(inputs["input_ids"]):

@@ -73,6 +73,13 @@ class FunAsrNanoAdapter(FamilyAdapter):
         return before[: -len(SPEECH_START)] + self.processor.audio_token + after[len(SPEECH_END):]
 
     def audio_embeds(self, inputs) -> list[torch.Tensor]:
+        return self.encode(inputs)[0]
+
+    def encode(self, inputs) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``(audio [B] of [n_i, H], encoder output [B, T_lfr, D_audio], lengths [B])``: one
+        ``get_audio_features`` call; the encoder output (before the projector, one frame per
+        placeholder) is what a CTC head reads."""
         mask = inputs["input_features_mask"]  # [B, T_lfr]
-        flat = self.model.model.get_audio_features(inputs["input_features"], mask).pooler_output  # [sum n_i, H]
-        return list(flat.split(mask.sum(-1).tolist()))
+        out = self.model.model.get_audio_features(inputs["input_features"], mask)
+        lengths = mask.sum(-1)  # [B]
+        return list(out.pooler_output.split(lengths.tolist())), out.last_hidden_state, lengths

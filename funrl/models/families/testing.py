@@ -37,9 +37,11 @@ def _training_text() -> list[str]:
     return TEXTS * 3 + template_strings(PromptConfig()) + [ASR_INSTRUCTION, HOTWORD_CONTEXT, "Audio 1: \n"]
 
 
-def qwen2_style_tokenizer(special_tokens: list[str], vocab_size: int = 400):
+def qwen2_style_tokenizer(special_tokens: list[str], vocab_size: int = 400, texts: list[str] | None = None):
     """A byte-level BPE with Qwen2's pre-tokenizer rules, as a ``Qwen2Tokenizer`` (left padding,
-    ``<|im_end|>`` as eos, ``<|endoftext|>`` as pad); ``special_tokens`` get the first ids."""
+    ``<|im_end|>`` as eos, ``<|endoftext|>`` as pad); ``special_tokens`` get the first ids. Trained
+    on ``texts`` (``funrl sft``: the training transcripts and the prompt wording), or on the test
+    sentences and prompt wording when None."""
     from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import Qwen2Tokenizer
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
@@ -52,7 +54,7 @@ def qwen2_style_tokenizer(special_tokens: list[str], vocab_size: int = 400):
     ])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special_tokens, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(_training_text(), trainer=trainer)
+    tok.train_from_iterator(_training_text() if texts is None else texts, trainer=trainer)
     bpe = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in bpe["merges"]]
     extra = [t for t in special_tokens if t not in ("<|endoftext|>", "<|im_end|>")]

@@ -1,0 +1,279 @@
+"""``funrl sft`` on a transformers family model (``model.path`` a family folder, or ``model.family``).
+
+The same recipe as the funrl format (:mod:`funrl.sft.trainer`): CE on the assistant target through
+:func:`funrl.policy.teacher_forcing.completion_logprobs` on the family's text LM
+(:meth:`~funrl.models.families.base.FamilyAdapter.text_lm`, which shares the model's parameters),
+plus ``ctc_weight`` x CTC from a head on the audio encoder output (:mod:`funrl.models.families.ctc`,
+Fun-ASR-Nano only). Prompts are the adapter's (the family's processor and merge), so SFT, rollout
+and eval see the same prompt.
+
+Features: the family processor's output (input ids with the placeholders expanded, the feature
+extractor's features) is computed once per utterance and kept in memory, then padded per batch as
+the processor pads (ids on the left, features on the right). SpecAugment masks the features: for
+Fun-ASR-Nano's low-frame-rate features (7 stacked 80-bin frames) the bands are masked in every
+stacked frame alike.
+
+Parts (``sft.trainable``): ``encoder`` (``audio_tower``), ``adaptor`` (``multi_modal_projector``),
+``llm`` (language model + LM head; with ``sft.lora.enabled`` only the LoRA weights), ``ctc``.
+Checkpoints are the family's own folder (LoRA merged in) with ``ctc.safetensors`` beside it.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from funrl.config import ConfigError
+
+PARTS = ("encoder", "adaptor", "llm", "ctc")
+
+
+@dataclass
+class FamilyFeatureSet:
+    utts: list  # [N] funrl.data.manifest.Utterance
+    ids: list  # [N] long [L_i] prompt ids, audio placeholders expanded
+    feats: list  # [N] float32 [T_i, F] the feature extractor's features
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [f.shape[0] for f in self.feats]
+
+
+def read_utterances(manifest: str, log=print, max_duration: float | None = None) -> list:
+    from funrl.data.config import filter_by_duration
+    from funrl.data.manifest import load_manifest
+
+    utts, dropped = filter_by_duration(load_manifest(manifest), max_duration)
+    if dropped:
+        log(f"features: left out {len(dropped)} utterances of {manifest} longer than data.max_duration={max_duration}s")
+    if not utts:
+        raise ValueError(f"{manifest}: the manifest has no utterances")
+    return utts
+
+
+def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> FamilyFeatureSet:
+    """The processor's ids and features for every utterance, once."""
+    from funrl.data.audio import load_audio
+
+    if adapter.model_type != "fun_asr_nano":
+        raise ConfigError(f"funrl sft: the {adapter.model_type} family is not supported yet (Fun-ASR-Nano is)")
+    t0 = time.time()
+    proc = adapter.processor
+    rate = proc.feature_extractor.sampling_rate
+    ids, feats = [], []
+    for u in utts:
+        x = proc(text=[adapter.prompt_text(u.to_dict())], audio=[load_audio(u.audio, rate)], sampling_rate=rate,
+                 return_tensors="pt")
+        ids.append(x["input_ids"][0])
+        n = int(x["input_features_mask"][0].sum())
+        feats.append(x["input_features"][0, :n].float())  # [T, F]
+    log(f"features: {len(utts)} utterances{' from ' + name if name else ''} in {time.time() - t0:.1f}s")
+    return FamilyFeatureSet(list(utts), ids, feats)
+
+
+def collate(adapter, ids: Sequence[torch.Tensor], feats: Sequence[torch.Tensor]) -> dict:
+    """A processor-style batch on the model's device: ids left-padded, features right-padded."""
+    pad = adapter.tokenizer.pad_token_id
+    L, T = max(len(i) for i in ids), max(f.shape[0] for f in feats)
+    input_ids = torch.full((len(ids), L), pad, dtype=torch.long)
+    attn = torch.zeros(len(ids), L, dtype=torch.long)
+    x = torch.zeros(len(feats), T, feats[0].shape[1])
+    fmask = torch.zeros(len(feats), T, dtype=torch.long)
+    for b, (i, f) in enumerate(zip(ids, feats)):
+        input_ids[b, L - len(i):], attn[b, L - len(i):] = i, 1
+        x[b, : f.shape[0]], fmask[b, : f.shape[0]] = f, 1
+    return adapter.on_model({"input_ids": input_ids, "attention_mask": attn, "input_features": x,
+                             "input_features_mask": fmask})
+
+
+def augment(x: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, gen: torch.Generator, bins: int) -> torch.Tensor:
+    """SpecAugment on ``x [B, T, k*bins]`` (``k`` stacked frames): viewed as ``[B, T*k, bins]``,
+    so a band is masked in every stacked frame and a time span covers whole stacked rows."""
+    from funrl.sft.data import spec_augment
+
+    b, t, f = x.shape
+    k = f // bins
+    flat = spec_augment(x.reshape(b, t * k, bins), mask.sum(-1) * k, fill, gen)
+    return flat.reshape(b, t, f)
+
+
+class FamilySft:
+    """One family model under SFT: its adapter, text LM (LoRA-wrapped if asked), CTC head, parts."""
+
+    def __init__(self, cfg, adapter, ctc_head, train: FamilyFeatureSet, dev: FamilyFeatureSet | None):
+        self.cfg, self.adapter, self.ctc_head, self.train_set, self.dev = cfg, adapter, ctc_head, train, dev
+        self.tok = adapter.tokenizer
+        lm = adapter.text_lm()
+        self.lora = bool(cfg.sft.lora.enabled)
+        self.lm = cfg.sft.lora.wrap(lm) if self.lora else lm
+        self.params = self._select(cfg.sft.trainable)
+        bins = getattr(adapter.model.config.audio_config, "num_mel_bins", 80)
+        self.bins = bins
+        self.fill = torch.cat(train.feats).reshape(-1, bins).mean(0)  # [bins]
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.train_set.lengths
+
+    # ------------------------------------------------------------------ parts
+
+    def part(self, name: str) -> list[torch.nn.Module]:
+        inner = self.adapter.model.model
+        if name == "encoder":
+            return [inner.audio_tower]
+        if name == "adaptor":
+            return [inner.multi_modal_projector]
+        if name == "llm":
+            return [self.lm]
+        if name == "ctc":
+            return [self.ctc_head] if self.ctc_head is not None else []
+        raise ConfigError(f"sft.trainable: unknown part {name!r}; choose from {list(PARTS)}")
+
+    def _select(self, trainable: Sequence[str]) -> list[torch.nn.Parameter]:
+        bad = [p for p in trainable if p not in PARTS]
+        if bad:
+            raise ConfigError(f"sft.trainable: unknown part(s) {bad}; choose from {list(PARTS)}")
+        for p in self.all_parameters():
+            p.requires_grad = False
+        for name in trainable:
+            for mod in self.part(name):
+                for n, p in mod.named_parameters():
+                    p.requires_grad = not (name == "llm" and self.lora) or "lora_" in n
+        params = [p for p in self.all_parameters() if p.requires_grad]
+        if not params:
+            raise ConfigError("sft.trainable selects no parameters; list at least one of encoder, adaptor, llm, ctc")
+        return params
+
+    def all_parameters(self) -> list[torch.nn.Parameter]:
+        seen, out = set(), []
+        mods = [self.adapter.model, self.lm] + ([self.ctc_head] if self.ctc_head is not None else [])
+        for m in mods:
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def train(self, on: bool = True) -> None:
+        for m in (self.adapter.model, self.lm, self.ctc_head):
+            if m is not None:
+                m.train(on)
+
+    # ------------------------------------------------------------------ loss
+
+    def batch(self, data: FamilyFeatureSet, idx: Sequence[int], gen: torch.Generator | None = None) -> dict:
+        inputs = collate(self.adapter, [data.ids[i] for i in idx], [data.feats[i] for i in idx])
+        if gen is not None:
+            inputs["input_features"] = augment(inputs["input_features"], inputs["input_features_mask"],
+                                               self.fill.to(inputs["input_features"]), gen, self.bins)
+        return inputs
+
+    def loss(self, idx: Sequence[int], gen: torch.Generator | None, ctc_weight: float) -> tuple[torch.Tensor, dict]:
+        """CE (+ ``ctc_weight`` x CTC) on the training utterances ``idx``; ``gen``: SpecAugment's RNG (None: off)."""
+        return family_loss(self, self.batch(self.train_set, idx, gen), [self.train_set.utts[i].text for i in idx],
+                           ctc_weight)
+
+    # ------------------------------------------------------------------ eval and save
+
+    def transcribe(self, data: FamilyFeatureSet, n: int, batch_size: int = 32, max_new_tokens: int = 64) -> list[str]:
+        from funrl.rollout.generation import decode, generate
+        from funrl.rollout.protocol import SamplingParams
+
+        self.train(False)
+        order = sorted(range(n), key=lambda i: data.feats[i].shape[0])
+        out: dict[int, str] = {}
+        sp = SamplingParams(temperature=0, max_new_tokens=max_new_tokens, stop_token_ids=self.adapter.stop_token_ids)
+        with torch.inference_mode():
+            for s in range(0, n, batch_size):
+                idx = order[s : s + batch_size]
+                prompts = self.adapter.merge_audio(self.batch(data, idx))
+                res = generate(self.lm, prompts, 1, sp, lean=False if self.lora else None)
+                out.update(zip(idx, decode(self.tok, res.token_ids)))
+        return [out[i] for i in range(n)]
+
+    def evaluate(self, limit: int) -> dict:
+        from funrl.eval.metrics import compute_metrics
+
+        n = len(self.dev) if limit <= 0 else min(limit, len(self.dev))
+        hyps = self.transcribe(self.dev, n)
+        self.train(True)
+        m = compute_metrics(hyps, self.dev.utts[:n], n_boot=0)
+        return {"dev_error_rate": m["overall"]["error_rate"], "dev_hallucination_rate": m["hallucination_rate"],
+                "dev_utterances": n, "dev_example": hyps[0] if hyps else ""}
+
+    def save(self, folder: Path, dtype: str) -> None:
+        """The family's own folder (LoRA merged into a copy), processor, and the CTC head beside it."""
+        torch_dtype = getattr(torch, dtype)
+        model = self.adapter.model
+        if self.lora:
+            model, lm = copy.deepcopy((self.adapter.model, self.lm))  # one deepcopy: the LM still shares the copy's modules
+            lm.merge_and_unload()
+        if torch_dtype != model.dtype:
+            model = copy.deepcopy(model).to(torch_dtype) if model is self.adapter.model else model.to(torch_dtype)
+        model.save_pretrained(str(folder))
+        self.adapter.processor.save_pretrained(str(folder))
+        if self.ctc_head is not None:
+            self.ctc_head.save(folder, torch_dtype)
+
+
+def family_loss(job: FamilySft, inputs: dict, texts: Sequence[str], ctc_weight: float) -> tuple[torch.Tensor, dict]:
+    """``(loss, metrics)``: CE over target tokens (transcript + ``<|im_end|>``) via
+    ``completion_logprobs`` on the text LM, plus ``ctc_weight`` x CTC (summed per utterance, batch mean)."""
+    from funrl.models.prompt import target_ids
+    from funrl.policy.teacher_forcing import completion_logprobs
+
+    audio, enc, enc_len = job.adapter.encode(inputs)
+    prompts = job.adapter.merge_audio(inputs, audio)
+    tids = [target_ids(job.tok, t) for t in texts]
+    lp, _, mask = completion_logprobs(job.lm, prompts, range(len(prompts)), tids, shared=False)  # [B, C]
+    ce = -(lp * mask).sum() / mask.sum()
+    metrics = {"ce": float(ce.detach()), "tokens": int(mask.sum())}
+    loss = ce
+    if ctc_weight > 0 and job.ctc_head is not None:
+        tgt = [ids[:-1] for ids in tids]  # drop <|im_end|>
+        flat = torch.tensor([t for ids in tgt for t in ids], dtype=torch.long)
+        tlen = torch.tensor([len(ids) for ids in tgt], dtype=torch.long)
+        logp = job.ctc_head(enc).transpose(0, 1)  # [T, B, V+1]
+        ctc = F.ctc_loss(logp, flat, enc_len.cpu(), tlen, blank=job.ctc_head.blank, reduction="sum",
+                         zero_infinity=True) / len(texts)
+        loss = ce + ctc_weight * ctc
+        metrics["ctc"] = float(ctc.detach())
+    metrics["loss"] = float(loss.detach())
+    return loss, metrics
+
+
+def load_family_job(cfg, log=print) -> FamilySft:
+    """Build (``model.family``) or load (``model.path``) the family model, its CTC head and the
+    features of the training and dev manifests."""
+    from funrl.models.families import load_family
+    from funrl.models.families.ctc import CtcHead, load_ctc_head
+    from funrl.sft.family_build import build_family
+
+    train_utts = read_utterances(cfg.data.require("train_manifest"), log, cfg.data.max_duration)
+    path = cfg.model.path
+    if not path:
+        path = Path(cfg.sft.output_dir or Path(cfg.run.output_dir) / cfg.run.name) / "init"
+        shutil.rmtree(path, ignore_errors=True)
+        build_family(cfg.model, [u.text for u in train_utts], path)
+    adapter = load_family(path, cfg.model.prompt)
+    ctc = load_ctc_head(path)
+    if ctc is None and cfg.model.ctc and adapter.model_type == "fun_asr_nano":
+        ctc = CtcHead(adapter.model.config.audio_config.hidden_size, len(adapter.tokenizer))
+    n = sum(p.numel() for p in adapter.model.parameters()) + (sum(p.numel() for p in ctc.parameters()) if ctc else 0)
+    log(f"model: {adapter.model_type} {'built' if not cfg.model.path else 'loaded from ' + str(path)}, "
+        f"{n / 1e6:.2f}M parameters, vocabulary {len(adapter.tokenizer)}, CTC head {'yes' if ctc else 'no'}")
+    train = family_features(adapter, train_utts, log, cfg.data.train_manifest)
+    dev = None
+    if cfg.data.eval_manifest:
+        dev = family_features(adapter, read_utterances(cfg.data.eval_manifest, log), log, cfg.data.eval_manifest)
+    return FamilySft(cfg, adapter, ctc, train, dev)

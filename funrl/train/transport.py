@@ -11,7 +11,8 @@ Weight buckets between actors on one host go through shared memory instead
 (:class:`ShmChannel`, :class:`ShmTable`): the sender writes each bucket into one of two files in
 ``/dev/shm`` and sends only the table through Ray; the receiver maps the file and copies from it.
 Nothing is pickled or copied into the object store, and with two regions the sender gathers
-bucket k+1 while the receiver loads bucket k. Receivers on another node (Ray node ids differ),
+bucket k+1 while the receiver loads bucket k. The files are unlinked after the first sync (both
+sides keep their mappings), so a killed run leaves nothing in ``/dev/shm``. Receivers on another node (Ray node ids differ),
 or a host without ``/dev/shm``, get :class:`PackedTensors` through the object store instead
 (``funrl.train.workers.policy.PolicyActor.push_weights`` decides). CUDA IPC (GPU tensors shared
 without the host copy) is not built: a GPU policy's buckets go through host shared memory.
@@ -31,7 +32,7 @@ import torch
 
 _ALIGN = 64  # byte offset of every tensor in a packed buffer (any dtype view is aligned)
 SHM_DIR = "/dev/shm"
-SHM_PREFIX = "funrl-sync-"  # files are funrl-sync-{tag}-{pid}-{slot}: orphans of dead pids are swept
+SHM_PREFIX = "funrl-sync-"  # funrl-sync-{tag}-{pid}-{slot}-{generation}; see ShmChannel
 
 
 def _layout(named: list[tuple[str, torch.Tensor]]) -> tuple[list[tuple[str, str, tuple[int, ...], int]], int]:
@@ -89,17 +90,20 @@ class PackedTensors:
         return int(self.data.nbytes)
 
 
-_MAPS: dict[str, tuple[tuple[int, int], torch.Tensor]] = {}  # receiver: path -> ((inode, size), mapping)
+_MAPS: dict[str, tuple[str, torch.Tensor]] = {}  # receiver: region (path less its generation) -> (path, mapping)
 
 
 def _map(path: str, size: int) -> torch.Tensor:
-    """A shared uint8 mapping of ``path``; kept per process while the file's inode and size stay."""
-    st = os.stat(path)
-    key = (st.st_ino, size)
-    hit = _MAPS.get(path)
-    if hit is None or hit[0] != key:
-        _MAPS[path] = (key, torch.from_file(path, shared=True, size=size, dtype=torch.uint8))
-    return _MAPS[path][1]
+    """A shared uint8 mapping of ``path``, kept by this process: the sender unlinks the file once
+    the first sync through it is done, and the mapping is then what keeps the region alive."""
+    region = path.rsplit("-", 1)[0]
+    hit = _MAPS.get(region)
+    if hit is None or hit[0] != path:  # first sight, or the sender grew the region (a new file)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: the weight-sync region is gone; a receiver must map a region before "
+                                    "the sender's first sync through it ends (a restarted rollout actor needs new policy actors)")
+        _MAPS[region] = (path, torch.from_file(path, shared=True, size=size, dtype=torch.uint8))
+    return _MAPS[region][1]
 
 
 @dataclass
@@ -107,7 +111,7 @@ class ShmTable:
     """One bucket in a shared-memory region: what crosses Ray is this table, not the bytes."""
 
     meta: list[tuple[str, str, tuple[int, ...], int]]  # (name, dtype name, shape, byte offset)
-    path: str  # the region's file in /dev/shm
+    path: str  # the region's file in /dev/shm (unlinked after the first sync: see ShmChannel)
     capacity: int  # the region's size in bytes (a grown region is a new file)
     used: int  # bytes of this bucket
 
@@ -125,15 +129,21 @@ class ShmChannel:
 
     The caller must not rewrite a slot until the receiver is done with the bucket it holds (the
     policy waits on the Ray call of bucket k before writing bucket k+2 into the same slot). A
-    region grows (a new file) when a bucket does not fit. Files are named with ``tag`` and this
-    pid; :meth:`close` (also at exit) removes them, and a new channel removes those of dead pids.
+    region grows (a new file, ``-{generation}`` in its name) when a bucket does not fit.
+
+    No file outlives a crash: once a sync has gone through, :meth:`unlink` removes the files and
+    the sender's and receiver's mappings keep the memory, which the kernel frees when both
+    processes are gone, however they end. Only a run killed during its first sync leaves files,
+    named ``funrl-sync-{tag}-{pid}-{slot}-{generation}``; a new channel removes those of dead pids.
     """
 
     def __init__(self, tag: str, slots: int = 2, folder: str = SHM_DIR):
         self.folder, self.tag, self.slots = folder, "".join(c if c.isalnum() else "_" for c in tag), slots
         self.regions: dict[int, tuple[str, int, torch.Tensor]] = {}  # slot -> (path, capacity, mapping)
+        self.linked: set[str] = set()  # files still in the folder
+        self.generation = 0
         sweep_orphans(folder)
-        atexit.register(self.close)
+        atexit.register(self.unlink)
 
     def write(self, slot: int, named: list[tuple[str, torch.Tensor]]) -> ShmTable:
         meta, used = _layout(named)
@@ -146,36 +156,45 @@ class ShmChannel:
     def _region(self, slot: int, need: int) -> tuple[str, int, torch.Tensor]:
         if slot in self.regions and self.regions[slot][1] >= need:
             return self.regions[slot]
-        self._remove(slot)
+        old = self.regions.pop(slot, None)
+        if old is not None:
+            self._unlink(old[0])
         capacity = max(need + (-need % (1 << 20)), 1 << 20)  # whole MiB
-        path = os.path.join(self.folder, f"{SHM_PREFIX}{self.tag}-{os.getpid()}-{slot}")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        self.generation += 1
+        path = os.path.join(self.folder, f"{SHM_PREFIX}{self.tag}-{os.getpid()}-{slot}-{self.generation}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.ftruncate(fd, capacity)
         finally:
             os.close(fd)
+        self.linked.add(path)
         self.regions[slot] = (path, capacity, torch.from_file(path, shared=True, size=capacity, dtype=torch.uint8))
         return self.regions[slot]
 
-    def _remove(self, slot: int) -> None:
-        region = self.regions.pop(slot, None)
-        if region is not None:
-            try:
-                os.unlink(region[0])
-            except FileNotFoundError:
-                pass
+    def _unlink(self, path: str) -> None:
+        self.linked.discard(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    def unlink(self) -> None:
+        """Remove the files (call once the receiver has mapped them: after a sync has completed)."""
+        for path in list(self.linked):
+            self._unlink(path)
 
     def close(self) -> None:
-        for slot in list(self.regions):
-            self._remove(slot)
+        """Remove the files and drop this side's mappings."""
+        self.unlink()
+        self.regions.clear()
 
 
 def sweep_orphans(folder: str = SHM_DIR) -> list[str]:
-    """Remove ``funrl-sync-*-{pid}-{slot}`` files whose pid is no longer running (a killed run's)."""
+    """Remove ``funrl-sync-*-{pid}-{slot}-{generation}`` files whose pid is no longer running."""
     gone = []
     for path in glob.glob(os.path.join(folder, SHM_PREFIX + "*")):
         try:
-            pid = int(path.rsplit("-", 2)[1])
+            pid = int(path.rsplit("-", 3)[1])
         except (IndexError, ValueError):
             continue
         if not os.path.exists(f"/proc/{pid}"):

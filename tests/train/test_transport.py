@@ -132,17 +132,17 @@ def test_shm_orphans_of_dead_processes_are_swept(tmp_path):
 
     dead = subprocess.Popen(["true"])
     dead.wait()  # its pid is gone now
-    orphan = tmp_path / f"funrl-sync-oldrun-{dead.pid}-0"
-    mine = tmp_path / f"funrl-sync-live-{os.getpid()}-0"
+    orphan = tmp_path / f"funrl-sync-oldrun-{dead.pid}-0-1"
+    mine = tmp_path / f"funrl-sync-other-{os.getpid()}-0-1"
     orphan.write_bytes(b"x")
     mine.write_bytes(b"x")
     assert sweep_orphans(str(tmp_path)) == [str(orphan)]
     assert mine.exists()
     chan = ShmChannel("live", folder=str(tmp_path))
-    chan.write(0, [("a", torch.ones(2))])
-    assert (tmp_path / f"funrl-sync-live-{os.getpid()}-0").exists()
+    table = chan.write(0, [("a", torch.ones(2))])
+    assert table.path.endswith(f"funrl-sync-live-{os.getpid()}-0-1") and mine.exists()  # a live pid's: kept
     chan.close()
-    assert not mine.exists() and list(tmp_path.iterdir()) == []
+    assert mine.exists() and len(list(tmp_path.iterdir())) == 1  # the file of this live pid stays
 
 
 @pytest.mark.slow
@@ -178,12 +178,15 @@ def test_pipelined_send_never_overwrites_a_region_the_receiver_still_reads(tmp_p
 
         eng = SlowEngine.remote()
         sent = send_buckets(iter(stream), eng, step=0, channel=chan)
+        left = list(tmp_path.iterdir())  # unlinked once the receiver had mapped them
+        sent_again = send_buckets(iter(stream), eng, step=1, channel=chan)  # through the mappings alone
         got = ray.get(eng.received.remote())
     finally:
         chan.close()
         ray.shutdown()
         shutil.rmtree(temp, ignore_errors=True)
-    assert sent == 8 * 4032  # 4000 bytes each, padded to the 64-byte alignment
-    assert [(k, n) for k, n, _ in got] == [(kind, b[0][0]) for kind, b in stream]
+    assert sent == sent_again == 8 * 4032  # 4000 bytes each, padded to the 64-byte alignment
+    assert left == []  # a crash from here on leaves no file in /dev/shm
+    assert [(k, n) for k, n, _ in got] == [(kind, b[0][0]) for kind, b in stream] * 2
     for k, (_, _, t) in enumerate(got):
-        assert torch.equal(t, torch.full((1000,), float(k))), k
+        assert torch.equal(t, torch.full((1000,), float(k % 8))), k

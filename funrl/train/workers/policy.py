@@ -170,7 +170,8 @@ def send_buckets(stream, rollout_actor, step: int, channel=None) -> int:
     With a :class:`funrl.train.transport.ShmChannel`, bucket k goes into region ``k % 2`` and only
     its table crosses Ray: the call for bucket k is sent without waiting, the next bucket is
     gathered (``stream``) while the engine loads k, and a region is rewritten only after the call
-    that read it has returned. Without one, each bucket is packed into the object store
+    that read it has returned; then the region files are unlinked (the mappings live on). Without
+    one, each bucket is packed into the object store
     (:class:`funrl.train.transport.PackedTensors`), equally pipelined.
     """
     from funrl.train.transport import PackedTensors
@@ -184,4 +185,6 @@ def send_buckets(stream, rollout_actor, step: int, channel=None) -> int:
         pending[slot] = rollout_actor.update_weights.remote(payload, step, kind)
         sent += payload.nbytes
     ray.get(list(pending.values()))
+    if channel is not None:
+        channel.unlink()  # the receiver has mapped every region: no file is left to orphan
     return sent

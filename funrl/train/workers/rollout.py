@@ -68,8 +68,6 @@ class RolloutWorker(Worker):
         if kind not in ("weights", "adapter"):
             raise ValueError(f"update_weights: kind must be 'weights' or 'adapter', got {kind!r}")
         named = bucket.tensors()
-        if hasattr(bucket, "path"):  # a shared-memory region: removed at shutdown (the sender may be killed)
-            self.shm_paths = getattr(self, "shm_paths", set()) | {bucket.path}
         with self.rec.span("weight_sync", step=step, tensors=len(named), kind=kind):
             (self.engine.update_adapter if kind == "adapter" else self.engine.update_weights)(named)
         return len(named)
@@ -102,12 +100,5 @@ class RolloutWorker(Worker):
         return [lp[i, : len(c)] for i, c in enumerate(completions)]
 
     def shutdown(self) -> None:
-        """Stop the engine; remove the weight-sync regions in /dev/shm (the run's actors are killed next)."""
-        import contextlib
-        import os
-
-        for path in getattr(self, "shm_paths", ()):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
         if hasattr(self.engine, "shutdown"):
             self.engine.shutdown()

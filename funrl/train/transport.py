@@ -12,9 +12,9 @@ Weight buckets between actors on one host go through shared memory instead
 ``/dev/shm`` and sends only the table through Ray; the receiver maps the file and copies from it.
 Nothing is pickled or copied into the object store, and with two regions the sender gathers
 bucket k+1 while the receiver loads bucket k. The files are unlinked after the first sync (both
-sides keep their mappings), so a killed run leaves nothing in ``/dev/shm``. Receivers on another node (Ray node ids differ),
-or a host without ``/dev/shm``, get :class:`PackedTensors` through the object store instead
-(``funrl.train.workers.policy.PolicyActor.push_weights`` decides). CUDA IPC (GPU tensors shared
+sides keep their mappings), so a killed run leaves nothing in ``/dev/shm``. Receivers on another
+node (Ray node ids differ), or a host without ``/dev/shm``, get :class:`PackedTensors` through the
+object store instead (``funrl.train.workers.policy.PolicyActor.push_weights`` decides). CUDA IPC (GPU tensors shared
 without the host copy) is not built: a GPU policy's buckets go through host shared memory.
 """
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from funrl.errors import check_value
+
 ADV_STD_MODES = ("group", "batch", "none")
 RATIO_LEVELS = ("token", "sequence")
 KL_ESTIMATORS = ("k1", "k2", "k3")
@@ -70,11 +72,7 @@ class AlgorithmConfig:
 
 
 def _check(key: str, ok: bool, expected: str, got: object) -> None:
-    if not ok:
-        raise ValueError(
-            f"config key 'algorithm.{key}' expects {expected}, got {got!r}; "
-            f"fix it in the YAML file or pass algorithm.{key}=... on the command line"
-        )
+    check_value(f"algorithm.{key}", ok, expected, got)
 
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -167,8 +165,4 @@ class PolicyConfig:
 
 
 def _pcheck(key: str, ok: bool, expected: str, got: object) -> None:
-    if not ok:
-        raise ValueError(
-            f"config key 'policy.{key}' expects {expected}, got {got!r}; "
-            f"fix it in the YAML file or pass policy.{key}=... on the command line"
-        )
+    check_value(f"policy.{key}", ok, expected, got)

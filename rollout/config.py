@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Optional
 
+from funrl.errors import check_value
+
 ENGINES = ("hf", "sglang")
 
 
@@ -68,18 +70,12 @@ class RolloutConfig(SamplingParams):
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the key for values the type alone cannot rule out."""
-        if self.engine not in ENGINES:
-            raise ValueError(f"rollout.engine: expected one of {ENGINES}, got {self.engine!r}")
-        if self.sglang.weight_sync not in ("tensor", "disk"):
-            raise ValueError(
-                f"rollout.sglang.weight_sync: expected 'tensor' or 'disk', got {self.sglang.weight_sync!r}"
-            )
-        if not self.bucket_mb > 0:
-            raise ValueError(f"rollout.bucket_mb: expected a positive size in MiB, got {self.bucket_mb}")
-        if not 0.0 < self.sglang.mem_fraction <= 1.0:
-            raise ValueError(f"rollout.sglang.mem_fraction: expected a value in (0, 1], got {self.sglang.mem_fraction}")
-        if self.temperature < 0 or not 0.0 < self.top_p <= 1.0 or self.max_new_tokens <= 0:
-            raise ValueError(
-                "rollout: expected temperature >= 0, 0 < top_p <= 1 and max_new_tokens > 0, got "
-                f"temperature={self.temperature}, top_p={self.top_p}, max_new_tokens={self.max_new_tokens}"
-            )
+        check_value("rollout.engine", self.engine in ENGINES, f"one of {', '.join(ENGINES)}", self.engine)
+        check_value("rollout.sglang.weight_sync", self.sglang.weight_sync in ("tensor", "disk"), "'tensor' or 'disk'",
+                    self.sglang.weight_sync)
+        check_value("rollout.bucket_mb", self.bucket_mb > 0, "a positive size in MiB", self.bucket_mb)
+        check_value("rollout.sglang.mem_fraction", 0.0 < self.sglang.mem_fraction <= 1.0, "a value in (0, 1]",
+                    self.sglang.mem_fraction)
+        check_value("rollout.temperature", self.temperature >= 0, "a number >= 0 (0 is greedy)", self.temperature)
+        check_value("rollout.top_p", 0.0 < self.top_p <= 1.0, "a number in (0, 1]", self.top_p)
+        check_value("rollout.max_new_tokens", self.max_new_tokens > 0, "an integer > 0", self.max_new_tokens)

@@ -1,6 +1,6 @@
 """Value checks across sections that the types alone cannot make, and the checks of a runnable config.
 
-Each check raises ``ValueError("dotted.key: what is wrong; what to do")``; the loader turns that
+Each check raises :class:`funrl.errors.ConfigValueError` (key, expected, got); the loader turns that
 into a :class:`~funrl.config.ConfigError` with the file:line of the key (or "command line"), the
 same way it reports the sections' own ``__post_init__``/``check`` errors.
 
@@ -17,14 +17,13 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+from funrl.errors import ConfigValueError, check_value
+
 ROLES = ("encoder", "rollout", "policy", "reward")
 PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
-def _need(key: str, ok: bool, expected: str, got: Any, why: str = "") -> None:
-    if not ok:
-        raise ValueError(f"{key}: expected {expected}, got {got!r}{why}; fix it in the YAML file "
-                         f"or pass {key}=... on the command line")
+_need = check_value
 
 
 def _number(x: Any) -> bool:
@@ -73,11 +72,11 @@ def check_rewards(cfg: Any) -> None:
         try:
             build(spec.name, dict(spec.kwargs or {}), spec.label)
         except RewardError as e:
-            raise ValueError(f"rewards.components.{i}.name: {e}") from None
+            raise ConfigValueError(f"rewards.components.{i}.name", message=str(e)) from None
     try:
         RewardCombiner.from_config(cfg.rewards)  # two components with one name
     except RewardError as e:
-        raise ValueError(f"rewards.components: {e}") from None
+        raise ConfigValueError("rewards.components", message=str(e)) from None
 
 
 def check_model_path(cfg: Any) -> None:
@@ -90,11 +89,11 @@ def check_model_path(cfg: Any) -> None:
         return
     p = Path(path)
     if not p.is_dir():
-        raise ValueError(f"model.path: folder '{path}' not found (relative paths are taken from "
-                         f"{Path.cwd()}); give a model folder written by `funrl sft` or `funrl train`")
+        raise ConfigValueError("model.path", message=f"folder '{path}' not found (relative paths are taken from "
+                               f"{Path.cwd()}); give a model folder written by `funrl sft` or `funrl train`")
     if not (p / CONFIG_FILE).is_file() and not (p / "config.json").is_file():
-        raise ValueError(f"model.path: '{path}' has no {CONFIG_FILE} or config.json, so it is not a "
-                         "model folder; give a folder written by `funrl sft` or `funrl train`")
+        raise ConfigValueError("model.path", message=f"'{path}' has no {CONFIG_FILE} or config.json, so it is not a "
+                               "model folder; give a folder written by `funrl sft` or `funrl train`")
 
 
 def check_learns(cfg: Any) -> None:

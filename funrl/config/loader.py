@@ -20,13 +20,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from funrl.config.checks import RUN_CHECKS, check_ranges
 from funrl.config.schema import FunRLConfig
-from funrl.errors import UserError
+from funrl.errors import ConfigError, ConfigValueError, UserError  # ConfigError: re-exported by funrl.config
 
 CMDLINE = "command line"
-
-
-class ConfigError(UserError, ValueError):
-    """A config problem a user can fix; the message says where and how."""
 
 
 # ----------------------------------------------------------------------------- schema walking
@@ -271,10 +267,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (),
             check(obj)
     except OmegaConfBaseException as e:
         raise _explain(e, lambda k: f"{where_file}:{lines.get(k, '?')}") from None
-    except ValueError as e:  # a section's own value check (__post_init__) names its key
-        m = re.match(r"(\w+\.[\w.]+):", str(e)) or re.search(r"'(\w+\.[\w.]+)'", str(e))
-        key = m.group(1) if m else ""
-        raise ConfigError(f"{_where_set(key, overrides, where_file, lines)}: {e}") from None
+    except ConfigValueError as e:  # a section's own value check names its key
+        raise ConfigError(f"{_where_set(e.key, overrides, where_file, lines)}: {e}") from None
     return obj  # type: ignore[return-value]
 
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from funrl.data.config import DataConfig
+from funrl.errors import ConfigValueError
 from funrl.models.config import ModelConfig
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.profiling.config import ProfileConfig
@@ -35,10 +36,9 @@ class RunConfig:
         n = self.name
         seps = {"/", "\\", os.sep, os.altsep or "/"}
         if not n.strip() or n in (".", "..") or any(c in n for c in seps) or "\0" in n:
-            raise ValueError(
-                f"run.name: expected one folder name (the run directory is run.output_dir/run.name), got {n!r}; "
-                "pick a plain name such as run.name=asr_grpo, and put the parent folders in run.output_dir"
-            )
+            raise ConfigValueError(
+                "run.name", "one folder name (the run directory is run.output_dir/run.name)", n,
+                fix="pick a plain name such as run.name=asr_grpo, and put the parent folders in run.output_dir")
 
 
 @dataclass

@@ -22,7 +22,7 @@ class DataConfig:
 
     def require(self, key: str) -> str:
         """The path at ``key`` (``train_manifest`` / ``eval_manifest``), or an actionable error."""
-        from funrl.config import ConfigError
+        from funrl.errors import ConfigError
 
         value = getattr(self, key)
         if not value:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import List
 
+from funrl.errors import check_value
+
 
 @dataclass
 class ProfileConfig:
@@ -17,6 +19,4 @@ class ProfileConfig:
     drain_every: int = 10
 
     def __post_init__(self) -> None:
-        if self.drain_every < 1:
-            raise ValueError(f"config key 'profile.drain_every' expects an integer >= 1, got {self.drain_every!r}; "
-                             "fix it in the YAML file or pass profile.drain_every=... on the command line")
+        check_value("profile.drain_every", self.drain_every >= 1, "an integer >= 1", self.drain_every)

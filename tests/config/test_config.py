@@ -126,7 +126,7 @@ def test_section_value_checks_name_file_line_or_command_line(tmp_path):
     path = write(tmp_path, "algorithm:\n  group_size: 4\n  clip_low: 2.0\n")
     with pytest.raises(ConfigError) as e:
         load_config(path)
-    assert str(e.value).startswith(f"{path}:3: config key 'algorithm.clip_low' expects a number in [0, 1), got 2.0")
+    assert str(e.value).startswith(f"{path}:3: algorithm.clip_low: expected a number in [0, 1), got 2.0")
     with pytest.raises(ConfigError) as e:
         load_config(None, ["algorithm.adv_std=foo"])
-    assert str(e.value).startswith("command line: config key 'algorithm.adv_std' expects one of")
+    assert str(e.value).startswith("command line: algorithm.adv_std: expected one of")

@@ -274,7 +274,7 @@ def test_on_policy_old_logprobs_shortcut_equals_a_separate_pass(one_rank):
 
 
 def test_bad_config_and_batch_errors_name_the_key_and_row():
-    with pytest.raises(ValueError, match=r"'policy.optim.total_steps' expects an integer > optim.warmup_steps"):
+    with pytest.raises(ValueError, match=r"policy.optim.total_steps: expected an integer > optim.warmup_steps"):
         PolicyConfig(optim=OptimSettings(schedule="cosine", warmup_steps=5, total_steps=5))
     batch = make_batch()
     batch.old_logprobs = [torch.zeros(y.numel()) for y in batch.completion_ids]

@@ -290,9 +290,9 @@ def test_four_micro_batches_equal_whole_batch(cfg):
 
 
 def test_config_rejects_bad_values_with_key():
-    with pytest.raises(ValueError, match=r"algorithm.dual_clip' expects null or a number > 1"):
+    with pytest.raises(ValueError, match=r"algorithm.dual_clip: expected null or a number > 1"):
         AlgorithmConfig(dual_clip=0.5)
-    with pytest.raises(ValueError, match=r"algorithm.loss_agg_mode' expects one of"):
+    with pytest.raises(ValueError, match=r"algorithm.loss_agg_mode: expected one of"):
         dataclasses.replace(AlgorithmConfig(), loss_agg_mode="seq-sum")
 
 

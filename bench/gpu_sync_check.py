@@ -151,9 +151,14 @@ def main() -> None:
         except Exception as e:  # noqa: BLE001 - report and go on with the next mode
             rows.append({"mode": mode, "error": repr(e)[:300]})
         print(json.dumps(rows[-3:] if "error" not in rows[-1] else rows[-1:]), flush=True)
+    from funrl.train import transport
+
+    pins = {"sender": len(chan.pinned), "receiver": sum(p for _, _, p in transport._MAPS.values()), "regions": len(chan.regions)}
+    print(f"regions page-locked for CUDA: {pins}")
+    rows.append({"mode": "pinned", **pins})
     chan.close()
     print("\n| mode | path | s | MB | same weights | after sleep/wake |\n|---|---|---|---|---|---|")
-    for r in rows:
+    for r in rows[:-1]:
         print(f"| {r['mode']} | {r.get('path', r.get('error'))} | {r.get('s', float('nan')):.4f} | {r.get('MB', '')} | "
               f"{r.get('same_weights', '')} | {r.get('same_after_sleep_wake', '')} |")
     if os.environ.get("OUT"):

@@ -14,8 +14,9 @@ Nothing is pickled or copied into the object store, and with two regions the sen
 bucket k+1 while the receiver loads bucket k. The files are unlinked after the first sync (both
 sides keep their mappings), so a killed run leaves nothing in ``/dev/shm``. Receivers on another
 node (Ray node ids differ), or a host without ``/dev/shm``, get :class:`PackedTensors` through the
-object store instead (``funrl.train.workers.policy.PolicyActor.push_weights`` decides). CUDA IPC (GPU tensors shared
-without the host copy) is not built: a GPU policy's buckets go through host shared memory.
+object store instead (``funrl.train.workers.policy.PolicyActor.push_weights`` decides). CUDA IPC (GPU
+tensors shared without the host copy) is not built: a GPU policy's buckets go through host shared
+memory, page-locked (``cudaHostRegister``) on both sides where a GPU is visible.
 """
 
 from __future__ import annotations
@@ -59,6 +60,24 @@ def _raw(t: torch.Tensor) -> torch.Tensor:
     return t.detach().contiguous().reshape(-1).view(torch.uint8)  # [nbytes], on t's device
 
 
+def _pin(buf: torch.Tensor) -> bool:
+    """Page-lock a mapped region for CUDA (``cudaHostRegister``) where a GPU is visible, so device
+    copies to and from it run as DMA instead of through pageable memory. False where it cannot."""
+    if not torch.cuda.is_available() or buf.numel() == 0:
+        return False
+    try:
+        return int(torch.cuda.cudart().cudaHostRegister(buf.data_ptr(), buf.numel(), 0)) == 0
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _unpin(buf: torch.Tensor) -> None:
+    try:
+        torch.cuda.cudart().cudaHostUnregister(buf.data_ptr())
+    except (AttributeError, RuntimeError):
+        pass
+
+
 @dataclass
 class PackedTensors:
     """``(name, tensor)`` pairs as one contiguous byte buffer (``data``) and a table (``meta``)."""
@@ -90,7 +109,7 @@ class PackedTensors:
         return int(self.data.nbytes)
 
 
-_MAPS: dict[str, tuple[str, torch.Tensor]] = {}  # receiver: region (path less its generation) -> (path, mapping)
+_MAPS: dict[str, tuple[str, torch.Tensor, bool]] = {}  # receiver: region (path less generation) -> (path, mapping, pinned)
 
 
 def _map(path: str, size: int) -> torch.Tensor:
@@ -102,7 +121,10 @@ def _map(path: str, size: int) -> torch.Tensor:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: the weight-sync region is gone; a receiver must map a region before "
                                     "the sender's first sync through it ends (a restarted rollout actor needs new policy actors)")
-        _MAPS[region] = (path, torch.from_file(path, shared=True, size=size, dtype=torch.uint8))
+        if hit is not None and hit[2]:
+            _unpin(hit[1])
+        buf = torch.from_file(path, shared=True, size=size, dtype=torch.uint8)
+        _MAPS[region] = (path, buf, _pin(buf))
     return _MAPS[region][1]
 
 
@@ -141,6 +163,7 @@ class ShmChannel:
         self.folder, self.tag, self.slots = folder, "".join(c if c.isalnum() else "_" for c in tag), slots
         self.regions: dict[int, tuple[str, int, torch.Tensor]] = {}  # slot -> (path, capacity, mapping)
         self.linked: set[str] = set()  # files still in the folder
+        self.pinned: set[str] = set()  # regions page-locked for CUDA (a GPU is visible)
         self.generation = 0
         sweep_orphans(folder)
         atexit.register(self.unlink)
@@ -148,9 +171,13 @@ class ShmChannel:
     def write(self, slot: int, named: list[tuple[str, torch.Tensor]]) -> ShmTable:
         meta, used = _layout(named)
         path, capacity, buf = self._region(slot, used)
+        cuda = False
         for (_, t), (_, _, _, offset) in zip(named, meta):
             raw = _raw(t)
-            buf[offset : offset + raw.numel()].copy_(raw)
+            cuda |= raw.is_cuda
+            buf[offset : offset + raw.numel()].copy_(raw, non_blocking=raw.is_cuda and path in self.pinned)
+        if cuda:
+            torch.cuda.synchronize()  # the bytes are in the region before the table is sent
         return ShmTable(meta, path, capacity, used)
 
     def _region(self, slot: int, need: int) -> tuple[str, int, torch.Tensor]:
@@ -159,6 +186,9 @@ class ShmChannel:
         old = self.regions.pop(slot, None)
         if old is not None:
             self._unlink(old[0])
+            if old[0] in self.pinned:
+                _unpin(old[2])
+                self.pinned.discard(old[0])
         capacity = max(need + (-need % (1 << 20)), 1 << 20)  # whole MiB
         self.generation += 1
         path = os.path.join(self.folder, f"{SHM_PREFIX}{self.tag}-{os.getpid()}-{slot}-{self.generation}")
@@ -168,7 +198,10 @@ class ShmChannel:
         finally:
             os.close(fd)
         self.linked.add(path)
-        self.regions[slot] = (path, capacity, torch.from_file(path, shared=True, size=capacity, dtype=torch.uint8))
+        buf = torch.from_file(path, shared=True, size=capacity, dtype=torch.uint8)
+        if _pin(buf):
+            self.pinned.add(path)
+        self.regions[slot] = (path, capacity, buf)
         return self.regions[slot]
 
     def _unlink(self, path: str) -> None:
@@ -186,7 +219,11 @@ class ShmChannel:
     def close(self) -> None:
         """Remove the files and drop this side's mappings."""
         self.unlink()
+        for path, _, buf in self.regions.values():
+            if path in self.pinned:
+                _unpin(buf)
         self.regions.clear()
+        self.pinned.clear()
 
 
 def sweep_orphans(folder: str = SHM_DIR) -> list[str]:

@@ -7,6 +7,10 @@ A checkpoint is written to a temporary folder beside its target and renamed into
 never leaves a half-written ``best/``. The report trains the parts in five stages (§4.2.2); the
 tiny model from scratch is trained jointly in one stage, and ``trainable`` / ``lora`` select parts
 for a staged recipe (one ``funrl sft`` run per stage, each starting from the last ``model.path``).
+
+The loop runs on a *job*: :class:`NativeSft` (funrl's own format) or
+:class:`funrl.sft.family.FamilySft` (a transformers family, ``model.family`` or a family folder in
+``model.path``); both offer ``params``, ``lengths``, ``loss``, ``evaluate``, ``save`` and ``train``.
 """
 
 from __future__ import annotations

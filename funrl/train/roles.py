@@ -20,12 +20,13 @@ import logging
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import RayActorError, RayTaskError
 
 from funrl.rewards.protocol import RewardError
 from funrl.train.cluster import make_placement, role_resources, start_ray
@@ -39,49 +40,60 @@ class WorkerDied(RuntimeError):
     """A role actor's process died; the message names it and says how to resume."""
 
 
+@dataclass
+class RoleSpec:
+    """One role's actors: ``count`` instances of ``cls``, the i-th named ``{role}{i}`` and built
+    with ``cls(name, *args(i))``, each in its own bundle of the placement group."""
+
+    role: str  # the key of cluster.resources and of the placement bundles
+    cls: type
+    count: int
+    args: Callable[[int], tuple]
+
+
 class Roles:
     def __init__(self, cfg, run_dir: Path):
         self.cfg = cfg
         self.run_dir = run_dir
-        counts = {"encoder": 1, "rollout": 1, "policy": cfg.policy.world_size, "reward": cfg.rewards.num_workers}
+        gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
+        self.device = "cuda" if gpu else "cpu"
+        specs = self._specs(cfg)
         self.started_ray = not ray.is_initialized()
-        self.session = start_ray(cfg.cluster, run_dir, counts)  # None unless a private cluster
+        self.session = start_ray(cfg.cluster, run_dir, {s.role: s.count for s in specs})  # None unless private
         try:
-            self._start(cfg, counts)
+            self._start(cfg, specs)
         except BaseException:
             self.end_ray()
             raise
 
-    def _start(self, cfg, counts: dict[str, int]) -> None:
+    def _specs(self, cfg) -> list[RoleSpec]:
         from funrl.models.families import text_lm_folder
         from funrl.train.workers.encoder import EncoderWorker
         from funrl.train.workers.policy import PolicyActor
         from funrl.train.workers.reward import RewardWorker
         from funrl.train.workers.rollout import RolloutWorker
 
-        ws, nrw = cfg.policy.world_size, cfg.rewards.num_workers
-        self.placement = make_placement(cfg.cluster, counts)
-        gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
-        self.device = "cuda" if gpu else "cpu"
-        th, prof, model = cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
-        dev = "cuda" if gpu else "cpu"
-
-        def actor(cls, role: str, i: int = 0):
-            opts = {**role_resources(cfg.cluster, role), **self.placement.options(role, i), "max_restarts": 0}
-            return ray.remote(cls).options(**opts)
-
-        self.names: dict[Any, str] = {}
+        ws, dev, th, prof, model = cfg.policy.world_size, self.device, cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
         llm_dir = str(text_lm_folder(model, self.run_dir))  # the text side as a plain causal-LM folder
-        self.encoder = actor(EncoderWorker, "encoder").remote("encoder0", model, dev, th, prof, cfg.model.prompt)
-        self.rollout = actor(RolloutWorker, "rollout").remote("rollout0", cfg.rollout, llm_dir, dev, th, prof, cfg.run.seed)
-        self.rewarders = [actor(RewardWorker, "reward", i).remote(f"reward{i}", cfg.rewards, 1, prof) for i in range(nrw)]
-        self.policy = [
-            actor(PolicyActor, "policy", r).remote(f"policy{r}", cfg, r, ws, dev, th, prof) for r in range(ws)
+        return [
+            RoleSpec("encoder", EncoderWorker, 1, lambda i: (model, dev, th, prof, cfg.model.prompt)),
+            RoleSpec("rollout", RolloutWorker, 1, lambda i: (cfg.rollout, llm_dir, dev, th, prof, cfg.run.seed)),
+            RoleSpec("reward", RewardWorker, cfg.rewards.num_workers, lambda i: (cfg.rewards, 1, prof)),
+            RoleSpec("policy", PolicyActor, ws, lambda r: (cfg, r, ws, dev, th, prof)),
         ]
-        for a, n in [(self.encoder, "encoder0"), (self.rollout, "rollout0")]:
-            self.names[a] = n
-        self.names.update({a: f"reward{i}" for i, a in enumerate(self.rewarders)})
-        self.names.update({a: f"policy{r}" for r, a in enumerate(self.policy)})
+
+    def _start(self, cfg, specs: list[RoleSpec]) -> None:
+        self.placement = make_placement(cfg.cluster, {s.role: s.count for s in specs})
+        self.actors: dict[str, list] = {}
+        self.names: dict[Any, str] = {}
+        for s in specs:
+            opts = lambda i: {**role_resources(cfg.cluster, s.role), **self.placement.options(s.role, i),  # noqa: E731
+                              "max_restarts": 0}
+            self.actors[s.role] = [ray.remote(s.cls).options(**opts(i)).remote(f"{s.role}{i}", *s.args(i))
+                                   for i in range(s.count)]
+            self.names.update({a: f"{s.role}{i}" for i, a in enumerate(self.actors[s.role])})
+        (self.encoder,), (self.rollout,) = self.actors["encoder"], self.actors["rollout"]
+        self.rewarders, self.policy = self.actors["reward"], self.actors["policy"]
         self.wait_all([a.ping.remote() for a in self.names])
         addr = self._rendezvous()
         self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
@@ -130,8 +142,6 @@ class Roles:
             raise
         except RayActorError as e:
             raise self._died(e, ref) from None
-        except GetTimeoutError:
-            raise
 
     def _died(self, e: RayActorError, ref=None) -> WorkerDied:
         actor_id = getattr(e, "actor_id", None) or (ref.task_id().actor_id().hex() if ref is not None else None)

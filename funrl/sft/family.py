@@ -119,7 +119,8 @@ class FamilySft:
         self.params = self._select(cfg.sft.trainable)
         bins = getattr(adapter.model.config.audio_config, "num_mel_bins", 80)
         self.bins = bins
-        self.fill = torch.cat(train.feats).reshape(-1, bins).mean(0)  # [bins]
+        total = sum(f.reshape(-1, bins).sum(0) for f in train.feats)  # [bins]
+        self.fill = total / sum(f.shape[0] * (f.shape[1] // bins) for f in train.feats)  # SpecAugment's fill: the mean
 
     @property
     def lengths(self) -> list[int]:

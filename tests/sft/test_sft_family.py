@@ -140,3 +140,16 @@ def test_ctc_greedy_decode_of_a_hand_worked_emission():
     assert greedy_decode(logp, length=8) == [1, 1, 2, 0]
     assert greedy_decode(logp) == [1, 1, 2, 0]  # the repeated 0 collapses
     assert greedy_decode(logp[:2]) == [1]
+
+
+def test_cached_features_give_the_processors_prompt_embeddings(corpus, tmp_path):
+    """SFT pads cached processor outputs itself; the prompts must equal the adapter's own path."""
+    torch.set_num_threads(1)
+    job = _job(corpus, tmp_path)
+    idx = [0, 1, 2, 3, 4]
+    with torch.no_grad():
+        cached = job.adapter.merge_audio(job.batch(job.train_set, idx))
+        direct = job.adapter.prompt_embeds([job.train_set.utts[i].to_dict() for i in idx])
+    assert len({e.shape[0] for e in direct}) > 1  # clips of different lengths: padding is exercised
+    for a, b in zip(cached, direct):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

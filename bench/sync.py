@@ -11,10 +11,12 @@ perturbed first, so the adapter is not zero and full fine-tuning has something t
 
 Sizes: ``demo`` (the demo's 2-layer Qwen3, hidden 192) and ``0.6b`` (the Qwen3-0.6B body: hidden
 1024, 28 layers, 16/8 heads, head_dim 128, intermediate 3072, tied embeddings, 400-token
-vocabulary), random weights, cached under ``~/.cache/funrl/bench/sync_*``. The SGLang engine is
-not measured here (it needs its own env; see README).
+vocabulary), random weights, cached under ``~/.cache/funrl/bench/sync_*``. ``--engines
+hf,sglang`` adds the SGLang engine (CPU): run the bench with the SGLang env's python then
+(``$(bash rollout/sglang_env.sh | tail -1) bench/sync.py --engines hf,sglang``); its weights live
+in SGLang's processes, so its rows are not digest-checked.
 
-    python bench/sync.py [--sizes demo,0.6b] [--modes lora,full] [--repeats 2] [--bucket-mb 512]
+    python bench/sync.py [--sizes demo,0.6b] [--modes lora,full] [--engines hf] [--repeats 2] [--bucket-mb 512]
 """
 
 from __future__ import annotations
@@ -56,15 +58,17 @@ def llm_folder(work: Path, size: str) -> Path:
     return root
 
 
-def make_actors(root: Path, lora: bool, bucket_bytes: int):
+def make_actors(root: Path, lora: bool, bucket_bytes: int, engine: str):
     import ray
     import torch
 
     from funrl.train.workers.rollout import RolloutWorker
 
     class BenchRollout(RolloutWorker):
-        def digest(self) -> int:
-            """Bit-level digest of the engine's parameters (sum of their int32 views)."""
+        def digest(self) -> int | None:
+            """Bit-level digest of the engine's parameters (sum of their int32 views); None for SGLang."""
+            if not hasattr(self.engine, "model"):
+                return None
             return sum(int(p.detach().view(torch.int32).sum()) for p in self.engine.model.parameters())
 
     @ray.remote(num_cpus=0)
@@ -101,20 +105,22 @@ def make_actors(root: Path, lora: bool, bucket_bytes: int):
                 sent = send_buckets(self.w.export_update(bucket_bytes), rollout, 0, self.chan)
             return time.perf_counter() - t0, sent
 
-    from funrl.rollout.config import RolloutConfig
+    from funrl.rollout.config import RolloutConfig, SGLangConfig
+
+    cfg = RolloutConfig(engine=engine, sglang=SGLangConfig(device="cpu", max_total_tokens=2048, context_length=256))
 
     import inspect
 
     # the worker takes the LLM folder itself (llm_path), or the model folder holding llm/ (model_path)
     where = root / "llm" if "llm_path" in inspect.signature(RolloutWorker).parameters else root
-    rollout = ray.remote(num_cpus=0)(BenchRollout).remote("rollout0", RolloutConfig(engine="hf"), str(where), "cpu", 1, False)
+    rollout = ray.remote(num_cpus=0)(BenchRollout).remote("rollout0", cfg, str(where), "cpu", 1, False)
     return Sender.remote(), rollout
 
 
-def measure(root: Path, lora: bool, repeats: int, bucket_bytes: int) -> dict:
+def measure(root: Path, lora: bool, repeats: int, bucket_bytes: int, engine: str) -> dict:
     import ray
 
-    sender, rollout = make_actors(root, lora, bucket_bytes)
+    sender, rollout = make_actors(root, lora, bucket_bytes, engine)
     times: dict[str, list[float]] = {"new": [], "old": []}
     sent, digest = {}, {}
     try:
@@ -128,13 +134,15 @@ def measure(root: Path, lora: bool, repeats: int, bucket_bytes: int) -> dict:
         for a in (sender, rollout):
             ray.kill(a)
     return {"old_s": statistics.mean(times["old"]), "new_s": statistics.mean(times["new"]),
-            "old_b": sent["old"], "new_b": sent["new"], "same": digest["old"] == digest["new"]}
+            "old_b": sent["old"], "new_b": sent["new"],
+            "same": None if digest["old"] is None else digest["old"] == digest["new"]}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="demo,0.6b")
     ap.add_argument("--modes", default="lora,full")
+    ap.add_argument("--engines", default="hf")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--bucket-mb", type=float, default=512.0)
     ap.add_argument("--work", type=Path, default=DEFAULT_WORK)
@@ -152,21 +160,23 @@ def main() -> None:
     try:
         for size in args.sizes.split(","):
             root = llm_folder(args.work, size)
-            for mode in args.modes.split(","):
-                t0 = time.perf_counter()
-                r = measure(root, mode == "lora", args.repeats, int(args.bucket_mb * (1 << 20)))
-                rows.append((size, mode, r))
-                print(f"# {size} {mode}: measured in {time.perf_counter() - t0:.0f} s", flush=True)
+            for engine in args.engines.split(","):
+                for mode in args.modes.split(","):
+                    t0 = time.perf_counter()
+                    r = measure(root, mode == "lora", args.repeats, int(args.bucket_mb * (1 << 20)), engine)
+                    rows.append((size, engine, mode, r))
+                    print(f"# {size} {engine} {mode}: measured in {time.perf_counter() - t0:.0f} s", flush=True)
     finally:
         ray.shutdown()
-    print(f"\nweight sync, HF engine, CPU, 1 thread a side; mean of {args.repeats} rounds after a warm-up "
+    print(f"\nweight sync, CPU, 1 thread a side; mean of {args.repeats} rounds after a warm-up "
           f"(old: merged full weights packed through the object store; new: what trains, through /dev/shm)\n")
-    print("| LLM | mode | old s | new s | old/new time | old MB | new MB | old/new bytes | same weights |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for size, mode, r in rows:
-        print(f"| {size} | {mode} | {r['old_s']:.3f} | {r['new_s']:.3f} | {r['old_s'] / r['new_s']:.1f}x | "
+    print("| LLM | engine | mode | old s | new s | old/new time | old MB | new MB | old/new bytes | same weights |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size, engine, mode, r in rows:
+        same = "-" if r["same"] is None else "yes" if r["same"] else "NO"
+        print(f"| {size} | {engine} | {mode} | {r['old_s']:.3f} | {r['new_s']:.3f} | {r['old_s'] / r['new_s']:.1f}x | "
               f"{r['old_b'] / 1e6:.1f} | {r['new_b'] / 1e6:.2f} | {r['old_b'] / r['new_b']:.0f}x | "
-              f"{'yes' if r['same'] else 'NO'} |")
+              f"{same} |")
     print(f"# {uptime()}")
 
 

@@ -72,7 +72,7 @@ def _bootstrap_funrl() -> None:
     sys.path.insert(0, str(ROOT))
     import funrl
 
-    for sub in ("policy", "rollout", "rewards"):
+    for sub in ("policy", "rollout"):  # funrl.rewards needs omegaconf, absent on the GPU image
         name = f"funrl.{sub}"
         if name in sys.modules:
             continue

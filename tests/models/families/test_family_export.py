@@ -57,3 +57,19 @@ def test_unknown_or_misshapen_weights_are_refused(family):
         family.load_text_lm_weights([("model.encoder.weight", torch.zeros(1))])
     with pytest.raises(ValueError, match="has shape"):
         family.load_text_lm_weights([("model.norm.weight", torch.zeros(3))])
+
+
+def test_funrl_eval_on_a_family_folder_equals_the_models_generate_and_decode(family, rows, tmp_path):
+    """``funrl eval``'s transcripts (evaluate: manifest checks, batches by duration) are the family
+    model's own generate-and-decode on the same rows."""
+    import json
+
+    from funrl.eval.cli import evaluate
+
+    folder = tmp_path / "model"
+    family.save(folder)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "id": f"u{i}"}, ensure_ascii=False) + "\n" for i, r in enumerate(rows)))
+    report, out = evaluate(str(folder), str(manifest), batch_size=2, max_new_tokens=NEW, n_boot=10)
+    assert [r["hypothesis"] for r in out] == own_transcripts(family, rows)
+    assert report["overall"]["utterances"] == len(rows)

@@ -74,6 +74,29 @@ def _rng_state(worker: PolicyState) -> dict:
     return state
 
 
+def _write_trainable(worker: PolicyState, model_sd: dict, path: str) -> None:
+    """Rank 0: the trainable tensors in peft's adapter format (LoRA) or as an HF folder's weights."""
+    names = [n for n, p in worker.model.named_parameters() if p.requires_grad]
+    tensors = {_file_key(worker, n): model_sd[n].contiguous() for n in names}  # [trainable only]
+    file = _model_file(worker, path)
+    os.makedirs(os.path.dirname(file), exist_ok=True)
+    save_file(tensors, file, metadata={"format": "pt"})
+    if worker.cfg.lora.enabled:
+        worker.model.llm.peft_config[_ADAPTER].save_pretrained(os.path.dirname(file))
+    else:
+        worker.model.hf_model().config.save_pretrained(os.path.dirname(file))
+
+
+def save_adapter(worker: PolicyState, path: str) -> None:
+    """LoRA: write ``path/adapter`` (peft's ``adapter_config.json`` + ``adapter_model.safetensors``,
+    loadable with ``PeftModel.from_pretrained(text_lm, path/adapter)``). Collective; rank 0 writes."""
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    model_sd = get_model_state_dict(worker.model, options=opts)  # full tensors on rank 0, {} elsewhere
+    if worker.rank == 0:
+        _write_trainable(worker, model_sd, path)
+    dist.barrier()
+
+
 def save_policy(worker: PolicyState, path: str) -> None:
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
     model_sd = get_model_state_dict(worker.model, options=opts)  # full tensors on rank 0, {} elsewhere
@@ -81,15 +104,7 @@ def save_policy(worker: PolicyState, path: str) -> None:
     rngs = [None] * worker.world_size if worker.rank == 0 else None
     dist.gather_object(_rng_state(worker), rngs, dst=0)
     if worker.rank == 0:
-        names = [n for n, p in worker.model.named_parameters() if p.requires_grad]
-        tensors = {_file_key(worker, n): model_sd[n].contiguous() for n in names}  # [trainable only]
-        file = _model_file(worker, path)
-        os.makedirs(os.path.dirname(file), exist_ok=True)
-        save_file(tensors, file, metadata={"format": "pt"})
-        if worker.cfg.lora.enabled:
-            worker.model.llm.peft_config[_ADAPTER].save_pretrained(os.path.dirname(file))
-        else:
-            worker.model.hf_model().config.save_pretrained(os.path.dirname(file))
+        _write_trainable(worker, model_sd, path)
         torch.save(optim_sd, os.path.join(path, "optimizer.pt"))
         state = {"step": worker.step, "scheduler": worker.scheduler.state_dict(), "rng": rngs}
         torch.save(state, os.path.join(path, "policy_state.pt"))

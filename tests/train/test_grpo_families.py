@@ -74,3 +74,10 @@ def test_three_steps_two_ranks_lora_then_export(family, tmp_path, tiny_corpus, r
 
     plain = AutoModelForCausalLM.from_pretrained(exported / "llm")  # the text LM alone (what SGLang loads)
     assert all(torch.equal(plain.state_dict()[k], v) for k, v in merged.items())
+    # under LoRA the PEFT adapter is exported too: on the base text LM it gives the merged weights
+    from peft import PeftModel
+
+    peft = PeftModel.from_pretrained(base.text_lm(), exported / "adapter").merge_and_unload()
+    got = peft.state_dict()
+    for k, v in merged.items():
+        torch.testing.assert_close(got[k], v, rtol=0, atol=1e-6)

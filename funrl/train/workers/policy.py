@@ -128,6 +128,7 @@ class PolicyActor(Worker):
         ``model.path``; the text LM gets the LoRA-merged weights. A transformers family is written
         in its own format (its ``from_pretrained``, processor and ``generate`` work on it) with the
         text LM beside it as a plain causal-LM folder (``llm/``); a funrl folder as a funrl folder.
+        Under LoRA the PEFT adapter goes to ``adapter/`` as well (on the text LM's module names).
         """
         import shutil
         from pathlib import Path
@@ -138,12 +139,17 @@ class PolicyActor(Worker):
         for bucket in self.worker.export_weights(1 << 30):
             if self.rank == 0:
                 state.update({n: t.detach().cpu() for n, t in bucket})
-        if self.rank != 0:
-            return
         dst = Path(out)
         tmp = dst.with_name(dst.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        if self.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        if self.cfg.policy.lora.enabled:  # the PEFT adapter too (collective: every rank gathers)
+            from funrl.policy.checkpoint import save_adapter
+
+            save_adapter(self.worker, str(tmp))
+        if self.rank != 0:
+            return
         load_audio_llm(self.cfg.model.path).export(tmp, state)
         shutil.rmtree(dst, ignore_errors=True)
         tmp.rename(dst)

@@ -28,34 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bootstrap_funrl() -> None:
-    """Import funrl from this checkout when it is not installed (setup.cfg's package_dir by hand)."""
-    import importlib.util
-
-    try:
-        import funrl.policy  # noqa: F401
-        import funrl.rollout  # noqa: F401
-        return
-    except ImportError:
-        pass
-    sys.path.insert(0, str(ROOT))
-    import funrl
-
-    for sub in ("policy", "rollout"):
-        name = f"funrl.{sub}"
-        if name not in sys.modules:
-            spec = importlib.util.spec_from_file_location(name, ROOT / sub / "__init__.py",
-                                                          submodule_search_locations=[str(ROOT / sub)])
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules[name] = mod
-            spec.loader.exec_module(mod)
-            setattr(funrl, sub, mod)
-
-
-_bootstrap_funrl()
+import _standalone  # noqa: E402,F401  (funrl from this checkout where it is not installed)
 import torch  # noqa: E402
 
 SHAPE = dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8,

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import json
 import os
 import sys
@@ -58,33 +57,9 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def _bootstrap_funrl() -> None:
-    """Import funrl from this checkout when it is not installed (setup.cfg's package_dir by hand)."""
-    try:
-        import funrl.policy  # noqa: F401
-        import funrl.rollout  # noqa: F401
-        return
-    except ImportError:
-        pass
-    sys.path.insert(0, str(ROOT))
-    import funrl
-
-    for sub in ("policy", "rollout"):  # funrl.rewards needs omegaconf, absent on the GPU image
-        name = f"funrl.{sub}"
-        if name in sys.modules:
-            continue
-        spec = importlib.util.spec_from_file_location(name, ROOT / sub / "__init__.py",
-                                                      submodule_search_locations=[str(ROOT / sub)])
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        setattr(funrl, sub, mod)
-
-
-_bootstrap_funrl()
+import _standalone  # noqa: E402,F401  (funrl from this checkout where it is not installed)
 
 import torch  # noqa: E402
 

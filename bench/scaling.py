@@ -93,6 +93,7 @@ def save(a, cells: list[dict], samples: list[dict]) -> None:
 
 
 def memory(a, corpus: Path, model: Path) -> list[dict]:
+    corpus = a.rss_corpus or corpus
     cfg = C.funrl_config(a.out / "runs", "scale_rss", corpus, model, steps=a.rss_steps, prompts=a.rss_batch,
                          group=a.rss_group, max_new=a.max_new, lora=not a.full, threads=a.threads)
     return C.run_funrl(cfg, RSSTrainer).rss
@@ -144,6 +145,9 @@ def main() -> None:
     p.add_argument("--rss-steps", type=int, default=200, help="0 skips the memory run")
     p.add_argument("--rss-batch", type=int, default=2)
     p.add_argument("--rss-group", type=int, default=4)
+    p.add_argument("--rss-corpus", type=Path, default=None,
+                   help="a folder with train.jsonl for the memory run (e.g. long clips of many lengths, "
+                        "where the encoder's heap grew before heap.pin_mmap_threshold); default the bench corpus")
     p.add_argument("--full", action="store_true", help="full fine-tuning (default LoRA)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default="demo", help="demo | test | a saved funrl model folder")

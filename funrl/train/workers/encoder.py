@@ -10,20 +10,19 @@ from __future__ import annotations
 import torch
 
 from funrl.train.workers.base import Worker
-from funrl.train.workers.heap import pin_mmap_threshold
+from funrl.train.workers.heap import release_free_heap
 
 
 class EncoderWorker(Worker):
     """``prompt``: the run's ``model.prompt`` (a transformers family's wording; a funrl-format folder
     keeps the prompt it was saved with).
 
-    Every call sees clips of new lengths, so glibc's mmap threshold is pinned first
-    (:func:`funrl.train.workers.heap.pin_mmap_threshold`): without it the actor's RSS grew by
+    Every call sees clips of new lengths, so each encode ends by handing the heap's free pages back
+    (:func:`funrl.train.workers.heap.release_free_heap`): without it the actor's RSS grew by
     ~1.8 MiB a step on 3-29 s clips, heap holes glibc never returned."""
 
     def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
                  prompt=None):
-        pin_mmap_threshold()  # before the model's own allocations
         super().__init__(name, torch_threads, profile)
         from funrl.models.families import is_native, load_audio_llm
 
@@ -41,7 +40,10 @@ class EncoderWorker(Worker):
 
         with self.rec.span("encode", step=step, prompts=len(samples)):
             embeds = self.audio_llm.prompt_embeds(samples)  # [B] of [L_i, H]
-            return PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(embeds)])
+            packed = PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(embeds)])
+            del embeds  # the activations are gone too: their pages go back
+            release_free_heap()
+            return packed
 
     def audio_state(self) -> dict[str, torch.Tensor]:
         """The audio side's weights (encoder, adaptor, CTC head): tests check they never change in GRPO."""

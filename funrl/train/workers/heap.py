@@ -11,34 +11,35 @@ from 407 to 957 MiB in 300 encodes (~1.8 MiB a call), with no Python object grow
 (tracemalloc). Clips of 1-3 s saturate after ~300 calls at +12 MiB, which is why short soaks
 looked flat.
 
-:func:`pin_mmap_threshold` sets the threshold with ``mallopt``. Setting it turns the dynamic
-adjustment off (``mallopt(3)``), so large blocks stay ``mmap``-backed and go back to the system
-when freed: RSS follows the live tensors instead of the high-water mark of the holes. The same
-is done with the environment variable ``MALLOC_MMAP_THRESHOLD_``, but only for a process that
-reads it at start-up; a call from the worker itself needs nothing from Ray's runtime env.
+:func:`release_free_heap` (``malloc_trim(0)``, called after each encode) hands every whole
+free page inside the heap back to the system (``madvise``), not only the top: RSS then follows
+the live tensors. It costs one walk over the arenas, and the next call faults those pages in
+again once. Measured on that run: 957 -> 413 MiB after 300 encodes. The alternative, a fixed
+threshold (``mallopt(M_MMAP_THRESHOLD)`` or ``MALLOC_MMAP_THRESHOLD_``, which turns the dynamic
+raise off), kept RSS as low (401 vs 403 MiB after 100 encodes) but mmaps every large op output
+afresh, so each op pays for fresh pages: the encode was slower in the same conditions (1.02 vs
+0.81 s; untrimmed 0.70 s, on a loaded 2-core machine).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
-
-log = logging.getLogger(__name__)
-
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
-DEFAULT_THRESHOLD = 128 * 1024  # glibc's own starting value, now fixed
+import functools
 
 
-def pin_mmap_threshold(nbytes: int = DEFAULT_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold at ``nbytes`` (disables its dynamic raise). False, doing
-    nothing, where the C library is not glibc (macOS, musl): their allocators behave otherwise."""
-    name = ctypes.util.find_library("c")
+def release_free_heap() -> bool:
+    """``malloc_trim(0)``: give the heap's free pages back to the system. True when glibc
+    released some; False, doing nothing, where the C library is not glibc (macOS, musl)."""
+    libc = _glibc()
+    return bool(libc.malloc_trim(0)) if libc is not None else False
+
+
+@functools.lru_cache(maxsize=1)
+def _glibc():
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.malloc_trim.argtypes, libc.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+        return libc
     except (OSError, AttributeError, TypeError):
-        log.debug("no mallopt in the C library %r: heap left as it is", name)
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, int(nbytes)))
+        return None

@@ -41,4 +41,4 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"ok    {path}" if err is None else f"FAIL  {err}")
         bad += err is not None
     print(f"{len(files) - bad} valid, {bad} invalid")
-    return 1 if bad else 0
+    return 2 if bad else 0  # a user error (the CLI's exit code for one)

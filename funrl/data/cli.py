@@ -87,7 +87,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{args.manifest}: {len(e.problems)} problem(s)")
         for p in e.problems:
             print(f"  {p}")
-        return 1
+        return 2  # user errors in the data (the CLI's exit code for one)
     rates: Counter = Counter()
     seconds = 0.0
     for u in utts:
@@ -95,7 +95,7 @@ def _check(args: argparse.Namespace) -> int:
             info = audio_info(u.audio)
         except AudioError as e:  # the file changed since it was checked
             print(f"  {e}")
-            return 1
+            return 2
         rates[info.samplerate] += 1
         seconds += info.frames / info.samplerate
     langs = Counter(u.language or "unset" for u in utts)
@@ -122,4 +122,4 @@ def _check_context(args: argparse.Namespace, utts: list) -> int:
           f"(funrl eval: --max-duration {limit:.0f})")
     for u in long:
         print(f"    {args.manifest}:{u.line}: {u.id}: {u.duration:.1f} s ({u.audio})")
-    return 1
+    return 2

@@ -113,7 +113,7 @@ def test_cli_show_and_validate(tmp_path, capsys, monkeypatch):
     assert main(["config", "show", str(good), "run.name=x"]) == 0
     out = capsys.readouterr().out
     assert "seed: 4" in out and "name: x" in out
-    assert main(["config", "validate", str(good), str(bad)]) == 1
+    assert main(["config", "validate", str(good), str(bad)]) == 2
     out = capsys.readouterr().out
     assert f"ok    {good}" in out
     assert f"FAIL  {bad}:2: unknown key 'run.sed' — did you mean 'run.seed'?" in out

@@ -120,7 +120,7 @@ def test_validate_builds_every_reward_component(tmp_path, capsys, component, nee
     (tmp_path / "good.py").write_text(BAD_PLUGIN.replace(")\n", "):\n", 1))
     component, needle = component.format(dir=tmp_path), needle.format(dir=tmp_path)
     p = write(tmp_path, f"rewards:\n  components:\n    - name: accuracy\n    - name: '{component}'\n")
-    assert main(["config", "validate", str(p)]) == 1
+    assert main(["config", "validate", str(p)]) == 2
     out = capsys.readouterr().out
     assert f"FAIL  {p}:4: {needle}" in out, out
     assert "0 valid, 1 invalid" in out
@@ -129,7 +129,7 @@ def test_validate_builds_every_reward_component(tmp_path, capsys, component, nee
 
 def test_validate_checks_the_model_folder(tmp_path, capsys):
     p = write(tmp_path, "run:\n  seed: 1\nmodel:\n  path: no/such/model\n")
-    assert main(["config", "validate", str(p)]) == 1
+    assert main(["config", "validate", str(p)]) == 2
     out = capsys.readouterr().out
     assert f"FAIL  {p}:4: model.path: folder 'no/such/model' not found (relative paths are taken from" in out
     (tmp_path / "m").mkdir()

@@ -27,7 +27,7 @@ def test_synth_then_check(tmp_path, capsys):
 def test_check_lists_problems_and_fails(tmp_path, capsys):
     m = tmp_path / "bad.jsonl"
     m.write_text('{"audio": "missing.wav", "text": "hi"}\n{"audio": "x.wav", "text": ""}\n')
-    assert main(["data", "check", str(m)]) == 1
+    assert main(["data", "check", str(m)]) == 2
     out = capsys.readouterr().out
     assert "2 problem(s)" in out
     assert f"{m}:1: field 'audio'" in out and "audio file not found" in out

@@ -77,7 +77,7 @@ def test_corrupt_and_zero_second_clips_are_named_by_line(tmp_path, capsys, model
     assert rc == 2
     assert err.startswith(f"funrl eval: {m}:3: field 'audio': {tmp_path / 'corrupt.wav'}: not a readable audio file")
     assert err.rstrip().endswith(f"(and 1 more problem(s): `funrl data check {m}` lists them)")
-    assert main(["data", "check", str(m)]) == 1
+    assert main(["data", "check", str(m)]) == 2
     out = capsys.readouterr().out
     assert f"{m}:4: field 'audio': {(tmp_path / 'empty.wav').resolve()} has no samples" in out
 
@@ -128,7 +128,7 @@ def test_clip_longer_than_the_context_is_refused_with_a_max_duration_hint(tmp_pa
     assert err == (f"funrl eval: {m}:2: field 'audio': clip 'talk' lasts 70.0 s, longer than the {limit:.1f} s of audio that fit in "
                    f"the context of {model_dir}; cut them, or pass --max-duration 67 to leave them out "
                    "(in training: data.max_duration=67)\n")
-    assert main(["data", "check", str(m), "--model", str(model_dir)]) == 1
+    assert main(["data", "check", str(m), "--model", str(model_dir)]) == 2
     out = capsys.readouterr().out
     assert f"problems: 1 clip(s) longer than the {limit:.1f} s that fit in the context of {model_dir}" in out
     assert "data.max_duration=67" in out and f"{m}:2: talk: 70.0 s" in out

@@ -65,7 +65,9 @@ def test_encoder_worker_releases_after_each_encode(tiny_model, tiny_corpus, monk
     rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()[:2]]
     for r in rows:
         r["audio"] = str(tiny_corpus / r["audio"])
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
     worker = enc.EncoderWorker("encoder0", str(tiny_model))
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "16"  # oneDNN's 1024 kept a set per clip length
     for step in range(3):
         packed = worker.encode(rows, step)
         assert len(packed.tensors()) == 2  # the result survives the release

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from funrl.train.workers.base import Worker
-from funrl.train.workers.heap import release_free_heap
+from funrl.train.workers.heap import limit_primitive_cache, release_free_heap
 
 
 class EncoderWorker(Worker):
@@ -19,10 +19,12 @@ class EncoderWorker(Worker):
 
     Every call sees clips of new lengths, so each encode ends by handing the heap's free pages back
     (:func:`funrl.train.workers.heap.release_free_heap`): without it the actor's RSS grew by
-    ~1.8 MiB a step on 3-29 s clips, heap holes glibc never returned."""
+    ~1.8 MiB a step on 3-29 s clips, heap holes glibc never returned. oneDNN's cache of
+    primitives, one set per new input length, is kept small for the same reason."""
 
     def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
                  prompt=None):
+        limit_primitive_cache()  # before the first convolution (funrl.train.workers.heap)
         super().__init__(name, torch_threads, profile)
         from funrl.models.families import is_native, load_audio_llm
 

@@ -84,24 +84,26 @@ def _score_rows(combiner: Any, path: Path, rows: list[tuple[int, dict]]) -> tupl
 
 
 def _summary(combiner: Any, total: list[float], comps: dict[str, list]) -> None:
+    """The table of :func:`funrl.rewards.combiner.reward_stats` (with min and max) per component and total."""
+    import math
+
     from rich.console import Console
     from rich.table import Table
 
-    from funrl.rewards.combiner import _mean_std
+    from funrl.rewards.combiner import reward_stats
 
+    stats = reward_stats(comps, total, extremes=True)
     table = Table(title=f"rewards over {len(total)} rows")
     for col in ("component", "weight", "applicable", "mean", "std", "min", "max"):
         table.add_column(col, justify="left" if col == "component" else "right")
     weights = {c.name: c.weight for c in combiner.components}
-    for name, vals in [*comps.items(), ("total", total)]:
-        app = [v for v in vals if v is not None]
+    for name in [*comps, "total"]:
+        n = len(total)
+        applicable = round(stats[f"reward/{name}_applicable"] * n) if name in comps else n
         w = f"{weights[name]:g}" if name in weights else ""
-        if app:
-            m, s = _mean_std(app)
-            stats = [f"{m:.4f}", f"{s:.4f}", f"{min(app):.4f}", f"{max(app):.4f}"]
-        else:
-            stats = ["-"] * 4
-        table.add_row(name, w, f"{len(app)}/{len(vals)}", *stats)
+        cells = [stats[f"reward/{name}_{k}"] for k in ("mean", "std", "min", "max")]
+        cells = ["-" if math.isnan(v) else f"{v:.4f}" for v in cells]
+        table.add_row(name, w, f"{applicable}/{n}", *cells)
     Console(width=100).print(table)
 
 

@@ -40,11 +40,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def reward_stats(components: dict[str, list[Optional[float]]], total: Sequence[float],
-                 error_rates: Optional[dict[str, str]] = None) -> dict[str, float]:
+                 error_rates: Optional[dict[str, str]] = None, extremes: bool = False) -> dict[str, float]:
     """The step's reward metrics, the one place they are computed and named:
     ``reward/<name>_mean``, ``_std`` (population) and ``_applicable`` (share of samples not None;
     mean and std NaN when none applies), ``reward/total_mean`` / ``_std``, and for each declared
     error rate (``{metric: component}``, see :attr:`RewardCombiner.error_rates`) ``1 − mean``.
+    With ``extremes`` (``funrl rewards score``'s table) also ``_min`` and ``_max`` for each
+    component and the total, NaN when none applies.
 
     >>> reward_stats({"accuracy": [1.0, 0.5], "kw": [None, 1.0]}, [1.0, 1.5], {"wer": "accuracy"})["wer"]
     0.25
@@ -56,7 +58,11 @@ def reward_stats(components: dict[str, list[Optional[float]]], total: Sequence[f
         mean, std = _mean_std(app) if app else (nan, nan)
         out[f"reward/{name}_mean"], out[f"reward/{name}_std"] = mean, std
         out[f"reward/{name}_applicable"] = len(app) / len(vals) if vals else 0.0
+        if extremes:
+            out[f"reward/{name}_min"], out[f"reward/{name}_max"] = (min(app), max(app)) if app else (nan, nan)
     out["reward/total_mean"], out["reward/total_std"] = _mean_std(list(total)) if len(total) else (nan, nan)
+    if extremes:
+        out["reward/total_min"], out["reward/total_max"] = (min(total), max(total)) if len(total) else (nan, nan)
     for metric, name in (error_rates or {}).items():
         out[metric] = 1.0 - out[f"reward/{name}_mean"]
     return out

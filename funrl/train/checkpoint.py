@@ -5,7 +5,8 @@ leaves a half checkpoint that ``resume=latest`` would pick. Layout::
 
     step_000010/
       trainer_state.json   step, data position, driver RNG states, the run's config and its
-                           sha256 (a resume compares them: funrl.train.run_dir)
+                           sha256 (a resume compares the hash, then if it differs the keys:
+                           funrl.train.run_dir)
       policy/              written by the policy worker (weights or PEFT adapter, optimizer,
                            scheduler, RNG states; see funrl.policy.fsdp_worker)
 """

@@ -7,8 +7,9 @@
   unless ``run.overwrite=true`` (then the old metrics, checkpoints, TensorBoard events, profile
   and model are removed first);
 - a resume says where it resumes from (loudly when ``resume=latest`` finds no checkpoint and
-  starts from step 0), refuses config keys that cannot change under a checkpoint (each one named)
-  and lists the ones it applies, and cuts ``metrics.jsonl`` back to the resumed step, so every
+  starts from step 0), says when the config is unchanged (the checkpoint's ``config_sha256``),
+  else refuses config keys that cannot change under a checkpoint (each one named) and lists the
+  ones it applies, and cuts ``metrics.jsonl`` back to the resumed step, so every
   step has one row.
 """
 
@@ -104,12 +105,19 @@ def flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def check_config(cfg: Any, state: dict, path: Path) -> None:
-    """Refuse keys in :data:`FROZEN` that differ from the checkpoint's config; log the others."""
+    """Refuse keys in :data:`FROZEN` that differ from the checkpoint's config; log the others.
+
+    When the checkpoint's ``config_sha256`` is the new config's hash the config is unchanged and
+    no key is compared; otherwise the stored config is compared key by key."""
+    new_config = config_dict(cfg)
+    if state.get("config_sha256") == config_hash(new_config):
+        log.warning("resuming with the config unchanged (config_sha256 matches the checkpoint's)")
+        return
     if "config" not in state:
         log.warning("checkpoint %s has no config snapshot (an older funrl wrote it): changed keys "
                     "cannot be checked against it", path)
         return
-    old, new = flat(state["config"]), flat(config_dict(cfg))
+    old, new = flat(state["config"]), flat(new_config)
     changed = sorted(k for k in set(old) | set(new)
                      if old.get(k) != new.get(k) and not k.startswith(IGNORED))
     frozen = [k for k in changed if k.startswith(FROZEN)]

@@ -51,6 +51,17 @@ def test_never_applicable_component_has_a_nan_mean():
     assert math.isnan(res.metrics["reward/a_mean"]) and res.metrics["reward/a_applicable"] == 0.0
 
 
+def test_extremes_only_on_request():
+    from funrl.rewards.combiner import reward_stats
+
+    comps, total = {"a": [None, -1.0, 0.25], "b": [None] * 3}, [1.0, -2.0, 1.0]
+    assert not any(k.endswith(("_min", "_max")) for k in reward_stats(comps, total))  # the step's metrics
+    m = reward_stats(comps, total, extremes=True)
+    assert (m["reward/a_min"], m["reward/a_max"]) == (-1.0, 0.25)
+    assert math.isnan(m["reward/b_min"]) and math.isnan(m["reward/b_max"])
+    assert (m["reward/total_min"], m["reward/total_max"]) == (-2.0, 1.0)
+
+
 def test_error_rate_comes_from_the_declaring_component_whatever_its_label():
     comb = RewardCombiner.from_config(RewardsConfig(components=[RewardSpec(name="accuracy", label="acc")]))
     assert comb.error_rates == {"wer": "acc"}

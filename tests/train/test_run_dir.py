@@ -163,6 +163,25 @@ def test_resume_applies_and_lists_changeable_keys(tmp_path, caplog):
         assert key in caplog.text, key
 
 
+def test_resume_with_the_same_config_says_unchanged(tmp_path, caplog):
+    cfg = cfg_for(tmp_path, "train.resume=latest")
+    old_run(tmp_path / "r", cfg=cfg)
+    with caplog.at_level(logging.WARNING):
+        assert prepare(cfg, tmp_path / "r").step == 4
+    assert "config unchanged" in caplog.text and "changed settings" not in caplog.text
+
+
+def test_a_hash_other_than_the_new_configs_means_key_by_key(tmp_path, caplog):
+    # the stored hash matches neither the new config nor its own snapshot: the keys decide
+    cfg = cfg_for(tmp_path, "train.resume=latest")
+    old = config_dict(cfg_for(tmp_path, "train.resume=latest", "algorithm.group_size=4"))
+    ckpt.save_checkpoint(tmp_path / "r", 1, {"step": 1, "config": old, "config_sha256": "0" * 64},
+                         lambda tmp: (tmp / "policy").mkdir(), keep_last=0)
+    with caplog.at_level(logging.WARNING), pytest.raises(RunDirError, match="algorithm.group_size"):
+        prepare(cfg, tmp_path / "r")
+    assert "config unchanged" not in caplog.text
+
+
 # ---------------------------------------------------------------- the driver's RNG states
 
 def test_driver_rng_states_round_trip_through_trainer_state_json(tmp_path):

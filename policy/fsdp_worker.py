@@ -65,7 +65,7 @@ class CompletionLM(nn.Module):
         # fires and its reduce-scatter runs in the root's final callback instead; when that differs
         # between ranks (frozen embeddings, or micro-batches whose completions are all 1 token) the
         # collectives mismatch. A grad-requiring input keeps the order the same everywhere. One
-        # rank has no one to disagree with, so it skips the input gradient (LoRA: ~5% of the backward).
+        # rank has no one to disagree with, so it skips the input gradient (a share of LoRA's backward).
         return completion_logprobs(self.llm, prompt_embeds, prompt_index, completion_ids, temperature=temperature,
                                    shared=self.share_prompt, with_entropy=with_entropy, input_grad=self.input_grad)
 

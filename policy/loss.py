@@ -236,7 +236,7 @@ def aggregate_loss(
 
 
 def compute_grpo_loss(
-    logp: torch.Tensor,  # [B, T] log π_θ at cfg.temperature, with grad
+    logp: torch.Tensor,  # [B, T] log π_θ at rollout.temperature, with grad
     old_logp: torch.Tensor,  # [B, T] log π_θold
     advantages: torch.Tensor,  # [B] (or [B, T])
     mask: torch.Tensor,  # [B, T] bool or 0/1

@@ -45,7 +45,7 @@ class SGLangConfig:
     deterministic: bool = False  # SGLang deterministic inference: honours rollout.seed (GPU attention backends only)
     # CPU: OpenMP threads of SGLang's scheduler (OMP_NUM_THREADS at its start). More threads than free
     # cores make its OpenMP workers spin against each other: on a shared 2-core machine 1 thread was
-    # 25x faster than the default. None: leave the environment's setting.
+    # far faster than the default. None: leave the environment's setting.
     cpu_threads: Optional[int] = 1
     log_level: str = "error"  # SGLang's own logging
     engine_kwargs: Dict[str, Any] = field(default_factory=dict)  # passed to sglang.Engine verbatim

@@ -1,8 +1,8 @@
 """A lean KV-cached forward for Qwen3 / Qwen2 / Llama decoders, for sampling on CPU.
 
 Why: at rollout sizes on CPU, a transformers forward per decoded token spends most of its time
-outside the matrix products (mask building, cache objects, module dispatch): 7.4 ms per step for
-the demo's 2-layer Qwen3 at 16 rows, of which ~2 ms is arithmetic. This module runs the same
+outside the matrix products (mask building, cache objects, module dispatch); for the demo's
+2-layer Qwen3 the arithmetic is the smaller part of a step. This module runs the same
 modules' own pieces (``q_proj``, ``q_norm``, the rotary module, ``apply_rotary_pos_emb``, the
 MLP, the norms, the LM head) in a straight loop over a preallocated KV cache, and nothing else, so
 the numbers are the model's own; what it owns is the wiring: cache writes, the boolean attention
@@ -124,7 +124,7 @@ class KVDecoder:
     def _decode_attention(self, q, k, v, bias):
         """One query per row: ``q [N, heads, 1, D]``, ``k, v [N, kv_heads, K, D]``, additive ``bias
         [N, 1, 1, K]``. Two batched matmuls with the query heads grouped onto their shared KV head:
-        on CPU 1.7x faster than SDPA's flash kernel, which is built for many queries."""
+        on CPU faster than SDPA's flash kernel, which is built for many queries."""
         rows, heads, _, dim = q.shape
         qg = q.view(rows, self.kv_heads, heads // self.kv_heads, dim)  # [N, kv, g, D]
         scores = torch.matmul(qg, k.transpose(-1, -2)).mul_(self.scaling).add_(bias)  # [N, kv, g, K]

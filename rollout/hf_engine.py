@@ -9,7 +9,7 @@ copied into them). On a GPU ``sleep`` moves them to host memory and empties the 
 ``wake`` brings them back. On CPU there is no device memory to hand back, so both only flip the
 asleep flag (``generate`` refuses to run while asleep, which keeps the device-ownership
 discipline visible); an earlier version dropped the module on CPU and rebuilt it on wake, which
-cost 0.08 s a step for nothing (``bench/vs_trl.py``).
+cost time every step for nothing (measured by ``bench/vs_trl.py``).
 
 Weight sync: :meth:`HFEngine.update_weights` copies full tensors into the preallocated
 parameters (full fine-tuning sends only the parameters that train). Under LoRA,

@@ -39,7 +39,7 @@ on CPU in the test suite. What it does with SGLang 0.5.23, and why:
   there, and the engine's handler then kills the calling process tree.
 - **CPU.** ``SGLANG_USE_CPU_ENGINE=1``, ``attention_backend="torch_native"``, no CUDA graphs, no
   server warm-up, a small KV cache, and ``OMP_NUM_THREADS=cpu_threads`` (1) for SGLang's processes
-  (more OpenMP threads than free cores spin against each other: 25x slower on a shared 2-core
+  (more OpenMP threads than free cores spin against each other, far slower on a shared 2-core
   machine). PyPI's sgl-kernel is a CUDA build, so where no NVIDIA driver
   is installed a stand-in ``libcuda.so.1`` (``funrl.rollout.cuda_stub``) is built and preloaded.
 

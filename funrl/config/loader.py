@@ -217,7 +217,8 @@ def load_config(path: str | Path | None, overrides: Sequence[str] = (),
 
     Every load runs the sections' own checks and :func:`funrl.config.checks.check_ranges`;
     ``checks`` adds more (e.g. :data:`funrl.config.checks.RUN_CHECKS`). Each raises
-    ``ValueError("dotted.key: ...")`` and is reported at that key's file:line.
+    :class:`funrl.errors.ConfigValueError`, whose ``key`` the loader reads to report the problem
+    at that key's file:line (or the command line).
     """
     cfg = OmegaConf.structured(FunRLConfig)
     where_file = "defaults"

@@ -1,7 +1,8 @@
 """The one JSONL reader: ``(line number, object)`` for every non-blank line of a file.
 
-Used by manifests (:mod:`funrl.data.manifest`), ``funrl rewards score`` inputs and the profiler's
-``spans.jsonl`` (:mod:`funrl.profiling.records`). Each caller checks the objects' fields itself;
+Used by manifests (:mod:`funrl.data.manifest`), ``funrl rewards score`` inputs
+(:mod:`funrl.rewards.cli`), the profiler's ``spans.jsonl`` (:mod:`funrl.profiling.records`) and a
+run's ``metrics.jsonl`` (:mod:`funrl.train.metrics`). Each caller checks the objects' fields itself;
 this module owns the file-level rules and their messages, which name ``file:line``:
 
 - a missing, unreadable or folder path;

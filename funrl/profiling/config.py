@@ -14,8 +14,8 @@ class ProfileConfig:
     torch_steps: List[int] = field(default_factory=list)  # steps captured with torch.profiler
     plots: bool = True  # write the pie chart and per-step bars at the end of a run
     summary: bool = True  # print the breakdown table at the end of a run
-    # steps between collections of the workers' spans (a call to every actor, ~1 ms each on the CI
-    # machine); the actors keep them meanwhile, and a stopping run collects what the living ones hold
+    # steps between collections of the workers' spans (each a call to every actor); the actors
+    # keep them meanwhile, and a stopping run collects what the living ones hold
     drain_every: int = 10
 
     def __post_init__(self) -> None:

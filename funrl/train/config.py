@@ -49,7 +49,7 @@ class ClusterConfig:
     torch_threads: int = 1  # intra-op threads per actor (roles take turns, so 1-2 on small CPUs)
     placement_strategy: str = "PACK"
     # CPU-only runs have no device memory to hand over: the driver still records each grant in the
-    # trace but skips the wake/sleep actor calls (about 4 ms each, 8 a step). true: make them anyway.
+    # trace but skips the wake/sleep actor calls (8 a step, each an actor round trip). true: make them anyway.
     switch_on_cpu: bool = False
 
 

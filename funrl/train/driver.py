@@ -211,7 +211,7 @@ class Trainer:
         self._phase = {}
         if (step + 1) % self.cfg.profile.drain_every == 0:
             # the workers' spans travel while the next step runs: ask now, take them next time
-            # (collecting every step in the step cost ~5 ms: one call to every actor)
+            # (collecting inside the step costs a call to every actor)
             done, self._spans_pending = self._spans_pending, self.roles.request_spans()
             self.prof.add(self.roles.collect_spans(done))
 

@@ -41,8 +41,8 @@ class MetricsLogger:
             from torch.utils.tensorboard.writer import FileWriter
 
             # One event a step holding every scalar (SummaryWriter.add_scalar writes one event per
-            # scalar), a queue that holds a few steps and the writer's timed flush (10 s): with
-            # add_scalar and the defaults (10 events, a flush a step) the writer thread cost 8 ms a step.
+            # scalar), a queue that holds a few steps and the writer's timed flush (flush_secs): with
+            # add_scalar and the defaults (10 events, a flush a step) the writer thread cost time every step.
             self.tb = FileWriter(str(run_dir / "tensorboard"), max_queue=1000, flush_secs=10)
             if start_step > 0:  # a resume: TensorBoard drops the earlier files' events from this step on
                 from tensorboard.compat.proto.event_pb2 import Event, SessionLog

@@ -204,7 +204,7 @@ def synthesize_corpus(out_dir: str | Path, n: int, seed: int = 0,
 
 def _write_wav(path: Path, wav: np.ndarray) -> None:
     # encode in memory: soundfile's close() on a real file calls sf_write_sync (an fsync per
-    # file), which made writing 10x slower than everything else together
+    # file), which made writing slower than everything else together
     buf = io.BytesIO()
     sf.write(buf, wav, SAMPLE_RATE, subtype="PCM_16", format="WAV")
     path.write_bytes(buf.getvalue())

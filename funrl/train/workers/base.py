@@ -28,6 +28,6 @@ class Worker:
 
 def prompt_tensors(embeds) -> list:
     """``[L_i, H]`` tensors out of the encoder's :class:`funrl.train.transport.PackedTensors` (one
-    byte buffer: Ray hands it over zero-copy, 2-3 ms a call sooner than a list of tensors). The
+    byte buffer: Ray hands it over zero-copy, sooner than a list of tensors). The
     tensors are read-only views: copy before writing."""
     return [t for _, t in embeds.tensors()]

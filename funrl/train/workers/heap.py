@@ -17,8 +17,8 @@ the live tensors. It costs one walk over the arenas, and the next call faults th
 again once. Measured on that run: 957 -> 413 MiB after 300 encodes. The alternative, a fixed
 threshold (``mallopt(M_MMAP_THRESHOLD)`` or ``MALLOC_MMAP_THRESHOLD_``, which turns the dynamic
 raise off), kept RSS as low (401 vs 403 MiB after 100 encodes) but mmaps every large op output
-afresh, so each op pays for fresh pages: the encode was slower in the same conditions (1.02 vs
-0.81 s; untrimmed 0.70 s, on a loaded 2-core machine).
+afresh, so each op pays for fresh pages: the encode was slower in the same conditions than
+with ``malloc_trim`` (``bench/scaling.py --rss-corpus`` runs the soak).
 
 The rest of the growth (15 MiB per 100 encodes of B=2 long clips, trimmed or not) was oneDNN's
 primitive cache: every new input length builds and keeps new convolution primitives, up to

@@ -192,3 +192,38 @@ def test_next_start_ends_the_orphans_of_a_killed_driver(tmp_path, caplog):
     assert not any(ray_session.alive(p) for p in pids)
     assert not root.exists() and not (run_dir / "ray").exists()
     assert "previous run's Ray session" in caplog.text and str(killed[0]) in caplog.text
+
+
+def test_token_auth_keeps_out_a_client_without_the_token(tmp_path, ray_env):
+    """Loopback keeps other hosts out; Ray's token keeps out other users of this host. A client
+    with a wrong token, or with authentication turned off, cannot attach to a private cluster;
+    one with the user's token can (the control: the cluster is reachable, the token is what
+    decides). The token file is the user's alone."""
+    import secrets
+
+    import ray
+    from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+    from funrl.train.cluster import start_ray
+    from funrl.train.config import ClusterConfig
+
+    (tmp_path / "run").mkdir()
+    session = start_ray(ClusterConfig(num_cpus=1), tmp_path / "run", {})
+    try:
+        assert is_token_auth_enabled()
+        token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+        assert token.is_file() and stat.S_IMODE(token.stat().st_mode) == 0o600
+        addr = ray.get_runtime_context().gcs_address
+        assert is_loopback(addr.rsplit(":", 1)[0])
+        attach = f"import ray; ray.init(address={addr!r}); print('ATTACHED')"
+
+        def client(**env):
+            r = subprocess.run([sys.executable, "-c", attach], env={**os.environ, **env},
+                               capture_output=True, text=True, timeout=120)
+            return r.returncode, "ATTACHED" in r.stdout
+
+        assert client(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16)) == (1, False)
+        assert client(RAY_AUTH_MODE="disabled") == (1, False)
+        assert client() == (0, True)
+    finally:
+        session.end()

@@ -72,6 +72,39 @@ class FamilyAdapter(ABC):
     def language_model(self) -> torch.nn.Module:
         """The text model without its head (its ``embed_tokens`` are the input embeddings)."""
 
+    @abstractmethod
+    def split_features(self, inputs) -> list[tuple[torch.Tensor, int]]:
+        """Per row of the processor's batch: ``(frames [T_i, F] time-major, valid frame count n_i)``,
+        the valid frames first: all :meth:`collate_features` needs to rebuild the row's padded
+        features exactly (``funrl sft`` computes them once per utterance and keeps them)."""
+
+    @abstractmethod
+    def collate_features(self, frames: Sequence[torch.Tensor], valid: Sequence[int]) -> dict:
+        """The processor's audio keys (features and their valid-frame mask, padded as the processor
+        pads) for rows ``frames`` from :meth:`split_features`, on the CPU."""
+
+    @property
+    def feature_bins(self) -> int:
+        """Mel bins per feature frame: a row of :meth:`split_features` is ``k`` stacked frames of
+        this many bins (SpecAugment masks a band in each of them alike)."""
+        return int(self.model.config.audio_config.num_mel_bins)
+
+    @property
+    def max_audio_seconds(self) -> float | None:
+        """The longest clip the processor keeps whole (it cuts longer ones), or None: no cut."""
+        return None
+
+    @property
+    def ctc_input_size(self) -> int | None:
+        """Width of the encoder output :meth:`encode` returns for a CTC head (:mod:`.ctc`), or None
+        where funrl has no CTC head for the family."""
+        return None
+
+    def encode(self, inputs) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor | None]:
+        """``(audio [B] of [n_i, H], encoder output [B, T, D], lengths [B])`` in one encoder pass;
+        the last two (what a CTC head reads) are None where :attr:`ctc_input_size` is None."""
+        return self.audio_embeds(inputs), None, None
+
     # ------------------------------------------------------------------ shared parts
 
     @classmethod

@@ -75,6 +75,28 @@ class FunAsrNanoAdapter(FamilyAdapter):
     def audio_embeds(self, inputs) -> list[torch.Tensor]:
         return self.encode(inputs)[0]
 
+    def split_features(self, inputs) -> list[tuple[torch.Tensor, int]]:
+        """The valid low-frame-rate rows (7 stacked 80-bin frames each): padding is the feature
+        extractor's constant ``padding_value``, so nothing past them is kept."""
+        out = []
+        for x, m in zip(inputs["input_features"], inputs["input_features_mask"]):  # [T, 7*80], [T]
+            n = int(m.sum())
+            out.append((x[:n].float(), n))
+        return out
+
+    def collate_features(self, frames, valid) -> dict:
+        """``input_features [B, T, F]`` right-padded with ``padding_value`` and ``input_features_mask [B, T]``."""
+        t = max(f.shape[0] for f in frames)
+        x = torch.full((len(frames), t, frames[0].shape[1]), float(self.processor.feature_extractor.padding_value))
+        mask = torch.zeros(len(frames), t, dtype=torch.long)
+        for b, (f, n) in enumerate(zip(frames, valid)):
+            x[b, : f.shape[0]], mask[b, :n] = f, 1
+        return {"input_features": x, "input_features_mask": mask}
+
+    @property
+    def ctc_input_size(self) -> int:
+        return int(self.model.config.audio_config.hidden_size)
+
     def encode(self, inputs) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """``(audio [B] of [n_i, H], encoder output [B, T_lfr, D_audio], lengths [B])``: one
         ``get_audio_features`` call; the encoder output (before the projector, one frame per

@@ -11,6 +11,15 @@ then the user text). The user text is Qwen2-Audio's published ASR instruction "D
 and recognize the speech:" followed by the language tag (``<|en|>``) when the row's language is known
 and ``prompt.language_hint`` is on. Qwen2-Audio publishes no hotword wording: with
 ``prompt.use_hotwords`` funrl prefixes :data:`HOTWORD_CONTEXT` (its own wording, not the model's).
+
+Features (``funrl sft`` keeps them per utterance, :meth:`Qwen2AudioAdapter.split_features`): the
+processor pads every clip to the feature extractor's window (30 s in the released model) and cuts
+longer ones (:attr:`~Qwen2AudioAdapter.max_audio_seconds`). Whisper pads the *waveform* with
+silence before the log-mel, so the padded frames are not one constant: the first two carry the
+clip's tail (the STFT window reaches past the end; the encoder's convolutions read them into the
+last valid positions) and the rest all equal the clip's floor. A row keeps its frames up to the
+last one that differs from the window's final frame, then that final frame (the fill): the
+processor's features come back exactly, and a short clip stores a short tensor.
 """
 
 from __future__ import annotations
@@ -72,3 +81,31 @@ class Qwen2AudioAdapter(FamilyAdapter):
         hidden = model.audio_tower(feats, attention_mask=attn).last_hidden_state  # [B, S, D_audio]
         audio = model.multi_modal_projector(hidden)  # [B, S, H]
         return [audio[i, : int(n)] for i, n in enumerate(out_lengths)]
+
+    @property
+    def max_audio_seconds(self) -> float:
+        fe = self.processor.feature_extractor
+        return fe.n_samples / fe.sampling_rate
+
+    def split_features(self, inputs) -> list[tuple[torch.Tensor, int]]:
+        """Per row ``(frames [keep + 1, F], n)``: the first ``keep`` frames of the window (every
+        valid one, every padded one that is not the fill), then the fill frame."""
+        out = []
+        for x, m in zip(inputs["input_features"], inputs["feature_attention_mask"]):  # [F, T_win], [T_win]
+            full = x.T.float()  # [T_win, F]
+            n = int(m.sum())
+            differs = (full != full[-1]).any(-1).nonzero()  # [k, 1]
+            keep = max(n, int(differs[-1]) + 1 if len(differs) else 0)
+            out.append((torch.cat([full[:keep], full[-1:]]), n))
+        return out
+
+    def collate_features(self, frames, valid) -> dict:
+        """``input_features [B, F, T_win]`` (each row filled out with its fill frame) and
+        ``feature_attention_mask [B, T_win]``, as the processor returns them."""
+        win = self.processor.feature_extractor.nb_max_frames
+        x = torch.empty(len(frames), win, frames[0].shape[1])
+        mask = torch.zeros(len(frames), win, dtype=torch.long)
+        for b, (f, n) in enumerate(zip(frames, valid)):
+            x[b] = f[-1]
+            x[b, : f.shape[0] - 1], mask[b, :n] = f[:-1], 1
+        return {"input_features": x.transpose(1, 2).contiguous(), "feature_attention_mask": mask}

@@ -3,19 +3,29 @@
 The same recipe as the funrl format (:mod:`funrl.sft.trainer`): CE on the assistant target through
 :func:`funrl.policy.teacher_forcing.completion_logprobs` on the family's text LM
 (:meth:`~funrl.models.families.base.FamilyAdapter.text_lm`, which shares the model's parameters),
-plus ``ctc_weight`` x CTC from a head on the audio encoder output (:mod:`funrl.models.families.ctc`,
-Fun-ASR-Nano only). Prompts are the adapter's (the family's processor and merge), so SFT, rollout
-and eval see the same prompt.
+plus ``ctc_weight`` x CTC from a head on the audio encoder output (:mod:`funrl.models.families.ctc`).
+Prompts are the adapter's (the family's processor and merge), so SFT, rollout and eval see the
+same prompt. Families: Fun-ASR-Nano and Qwen2-Audio.
 
 Features: the family processor's output (input ids with the placeholders expanded, the feature
-extractor's features) is computed once per utterance and kept in memory, then padded per batch as
-the processor pads (ids on the left, features on the right). SpecAugment masks the features: for
-Fun-ASR-Nano's low-frame-rate features (7 stacked 80-bin frames) the bands are masked in every
-stacked frame alike.
+extractor's features) is computed once per utterance and kept in memory as the adapter's
+time-major rows (:meth:`~funrl.models.families.base.FamilyAdapter.split_features`), then padded
+per batch as the processor pads (ids on the left; features by the adapter's
+:meth:`~funrl.models.families.base.FamilyAdapter.collate_features`: Fun-ASR-Nano's right-padded
+to the longest clip, Qwen2-Audio's to its fixed window with the clip's own padding frames).
+SpecAugment masks the valid frames only, in bands of the adapter's ``feature_bins`` mel bins
+(Fun-ASR-Nano: 80, masked in each of its 7 stacked frames alike; Qwen2-Audio: its 128, or the
+config's ``num_mel_bins``). A clip longer than the processor's window (Qwen2-Audio: 30 s) is
+refused: the processor would cut its audio, and SFT would teach words the model never hears.
 
 Parts (``sft.trainable``): ``encoder`` (``audio_tower``), ``adaptor`` (``multi_modal_projector``),
 ``llm`` (language model + LM head; with ``sft.lora.enabled`` only the LoRA weights), ``ctc``.
 Checkpoints are the family's own folder (LoRA merged in) with ``ctc.safetensors`` beside it.
+
+CTC: funrl has a CTC head for Fun-ASR-Nano only (the adapter's ``ctc_input_size``). For a family
+without one (Qwen2-Audio) the loss is CE alone, whatever ``sft.ctc_weight`` says (its default is
+0.3, so an error would refuse the plain command), the part ``ctc`` selects nothing, and the run's
+log says so once; ``sft.trainable=[ctc]`` alone is refused (no parameters).
 """
 
 from __future__ import annotations
@@ -39,14 +49,15 @@ PARTS = ("encoder", "adaptor", "llm", "ctc")
 class FamilyFeatureSet:
     utts: list  # [N] funrl.data.manifest.Utterance
     ids: list  # [N] long [L_i] prompt ids, audio placeholders expanded
-    feats: list  # [N] float32 [T_i, F] the feature extractor's features
+    feats: list  # [N] float32 [T_i, F] the adapter's rows (split_features): valid frames first
+    valid: list  # [N] int: valid frames of each row
 
     def __len__(self) -> int:
         return len(self.utts)
 
     @property
     def lengths(self) -> list[int]:
-        return [f.shape[0] for f in self.feats]
+        return list(self.valid)
 
 
 def read_utterances(manifest: str, log=print, max_duration: float | None = None) -> list:
@@ -65,35 +76,41 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> 
     """The processor's ids and features for every utterance, once."""
     from funrl.data.audio import load_audio
 
-    if adapter.model_type != "fun_asr_nano":
-        raise ConfigError(f"funrl sft: the {adapter.model_type} family is not supported yet (Fun-ASR-Nano is)")
     t0 = time.time()
     proc = adapter.processor
     rate = proc.feature_extractor.sampling_rate
-    ids, feats = [], []
+    window, long = adapter.max_audio_seconds, []
+    ids, feats, valid = [], [], []
     for u in utts:
-        x = proc(text=[adapter.prompt_text(u.to_dict())], audio=[load_audio(u.audio, rate)], sampling_rate=rate,
-                 return_tensors="pt")
+        wave = load_audio(u.audio, rate)
+        if window is not None and len(wave) > window * rate:
+            long.append((u, len(wave) / rate))
+            continue
+        x = proc(text=[adapter.prompt_text(u.to_dict())], audio=[wave], sampling_rate=rate, return_tensors="pt")
         ids.append(x["input_ids"][0])
-        n = int(x["input_features_mask"][0].sum())
-        feats.append(x["input_features"][0, :n].float())  # [T, F]
+        (f, n), = adapter.split_features(x)
+        feats.append(f)
+        valid.append(n)
+    if long:
+        (u, sec), more = long[0], f" and {len(long) - 1} more" if len(long) > 1 else ""
+        raise ConfigError(f"{name or 'manifest'}: clip {u.id!r} lasts {sec:.1f} s{more}, longer than the "
+                          f"{window:g} s audio window of {adapter.model_type}'s processor (it would cut the audio "
+                          f"and SFT would teach words the model never hears); cut them, or leave them out "
+                          f"(data.max_duration={window:g} does so for data.train_manifest)")
     log(f"features: {len(utts)} utterances{' from ' + name if name else ''} in {time.time() - t0:.1f}s")
-    return FamilyFeatureSet(list(utts), ids, feats)
+    return FamilyFeatureSet(list(utts), ids, feats, valid)
 
 
-def collate(adapter, ids: Sequence[torch.Tensor], feats: Sequence[torch.Tensor]) -> dict:
-    """A processor-style batch on the model's device: ids left-padded, features right-padded."""
+def collate(adapter, ids: Sequence[torch.Tensor], feats: Sequence[torch.Tensor], valid: Sequence[int]) -> dict:
+    """A processor-style batch on the model's device: ids left-padded, features padded by the
+    adapter (:meth:`~funrl.models.families.base.FamilyAdapter.collate_features`)."""
     pad = adapter.tokenizer.pad_token_id
-    L, T = max(len(i) for i in ids), max(f.shape[0] for f in feats)
+    L = max(len(i) for i in ids)
     input_ids = torch.full((len(ids), L), pad, dtype=torch.long)
     attn = torch.zeros(len(ids), L, dtype=torch.long)
-    x = torch.zeros(len(feats), T, feats[0].shape[1])
-    fmask = torch.zeros(len(feats), T, dtype=torch.long)
-    for b, (i, f) in enumerate(zip(ids, feats)):
+    for b, i in enumerate(ids):
         input_ids[b, L - len(i):], attn[b, L - len(i):] = i, 1
-        x[b, : f.shape[0]], fmask[b, : f.shape[0]] = f, 1
-    return adapter.on_model({"input_ids": input_ids, "attention_mask": attn, "input_features": x,
-                             "input_features_mask": fmask})
+    return adapter.on_model({"input_ids": input_ids, "attention_mask": attn, **adapter.collate_features(feats, valid)})
 
 
 def augment(x: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, gen: torch.Generator, bins: int) -> torch.Tensor:
@@ -107,6 +124,19 @@ def augment(x: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor, gen: torch.
     return flat.reshape(b, t, f)
 
 
+def augment_rows(frames: Sequence[torch.Tensor], valid: Sequence[int], fill: torch.Tensor, gen: torch.Generator,
+                 bins: int) -> list[torch.Tensor]:
+    """:func:`augment` on the adapter's rows (``[T_i, F]``, the first ``valid[i]`` frames valid):
+    only valid frames are masked; the rows' other frames (Qwen2-Audio's padding) stay as they are."""
+    t = max(f.shape[0] for f in frames)
+    x = torch.zeros(len(frames), t, frames[0].shape[1])
+    mask = torch.zeros(len(frames), t, dtype=torch.long)
+    for b, (f, n) in enumerate(zip(frames, valid)):
+        x[b, : f.shape[0]], mask[b, :n] = f, 1
+    x = augment(x, mask, fill, gen, bins)
+    return [x[b, : f.shape[0]] for b, f in enumerate(frames)]
+
+
 class FamilySft:
     """One family model under SFT: its adapter, text LM (LoRA-wrapped if asked), CTC head, parts."""
 
@@ -117,10 +147,10 @@ class FamilySft:
         self.lora = bool(cfg.sft.lora.enabled)
         self.lm = cfg.sft.lora.wrap(lm) if self.lora else lm
         self.params = self._select(cfg.sft.trainable)
-        bins = getattr(adapter.model.config.audio_config, "num_mel_bins", 80)
-        self.bins = bins
-        total = sum(f.reshape(-1, bins).sum(0) for f in train.feats)  # [bins]
-        self.fill = total / sum(f.shape[0] * (f.shape[1] // bins) for f in train.feats)  # SpecAugment's fill: the mean
+        self.bins = bins = adapter.feature_bins
+        total = sum(f[:n].reshape(-1, bins).sum(0) for f, n in zip(train.feats, train.valid))  # [bins]
+        count = sum(n * (f.shape[1] // bins) for f, n in zip(train.feats, train.valid))
+        self.fill = total / count  # SpecAugment's fill: the mean of the valid frames
 
     @property
     def lengths(self) -> list[int]:
@@ -173,11 +203,10 @@ class FamilySft:
     # ------------------------------------------------------------------ loss
 
     def batch(self, data: FamilyFeatureSet, idx: Sequence[int], gen: torch.Generator | None = None) -> dict:
-        inputs = collate(self.adapter, [data.ids[i] for i in idx], [data.feats[i] for i in idx])
+        feats, valid = [data.feats[i] for i in idx], [data.valid[i] for i in idx]
         if gen is not None:
-            inputs["input_features"] = augment(inputs["input_features"], inputs["input_features_mask"],
-                                               self.fill.to(inputs["input_features"]), gen, self.bins)
-        return inputs
+            feats = augment_rows(feats, valid, self.fill, gen, self.bins)
+        return collate(self.adapter, [data.ids[i] for i in idx], feats, valid)
 
     def loss(self, idx: Sequence[int], gen: torch.Generator | None, ctc_weight: float) -> tuple[torch.Tensor, dict]:
         """CE (+ ``ctc_weight`` x CTC) on the training utterances ``idx``; ``gen``: SpecAugment's RNG (None: off)."""
@@ -191,7 +220,7 @@ class FamilySft:
         from funrl.rollout.protocol import SamplingParams
 
         self.train(False)
-        order = sorted(range(n), key=lambda i: data.feats[i].shape[0])
+        order = sorted(range(n), key=lambda i: data.valid[i])
         out: dict[int, str] = {}
         sp = SamplingParams(temperature=0, max_new_tokens=max_new_tokens, stop_token_ids=self.adapter.stop_token_ids)
         with torch.inference_mode():
@@ -267,9 +296,14 @@ def load_family_job(cfg, log=print) -> FamilySft:
         shutil.rmtree(path, ignore_errors=True)
         build_family(cfg.model, [u.text for u in train_utts], path)
     adapter = load_family(path, cfg.model.prompt)
-    ctc = load_ctc_head(path)
-    if ctc is None and cfg.model.ctc and adapter.model_type == "fun_asr_nano":
-        ctc = CtcHead(adapter.model.config.audio_config.hidden_size, len(adapter.tokenizer))
+    ctc = None
+    if adapter.ctc_input_size is not None:
+        ctc = load_ctc_head(path)
+        if ctc is None and cfg.model.ctc:
+            ctc = CtcHead(adapter.ctc_input_size, len(adapter.tokenizer))
+    elif cfg.sft.ctc_weight > 0 or "ctc" in cfg.sft.trainable:
+        log(f"model: funrl has no CTC head for {adapter.model_type}: the loss is CE alone "
+            f"(sft.ctc_weight={cfg.sft.ctc_weight:g} unused) and the part 'ctc' selects nothing")
     n = sum(p.numel() for p in adapter.model.parameters()) + (sum(p.numel() for p in ctc.parameters()) if ctc else 0)
     log(f"model: {adapter.model_type} {'built' if not cfg.model.path else 'loaded from ' + str(path)}, "
         f"{n / 1e6:.2f}M parameters, vocabulary {len(adapter.tokenizer)}, CTC head {'yes' if ctc else 'no'}")

@@ -103,9 +103,9 @@ def build_fun_asr_nano(path: str | Path, seed: int = 0, init_std: float = 0.2) -
     return Path(path)
 
 
-def build_qwen2_audio(path: str | Path, seed: int = 0, init_std: float = 0.2) -> Path:
-    """A 32-wide ``Qwen2AudioForConditionalGeneration`` (1 encoder layer over 2 s windows of 80-bin
-    log-mel, 2 Qwen2 layers, untied head as in the released model) with its processor, in ``path``."""
+def build_qwen2_audio(path: str | Path, seed: int = 0, init_std: float = 0.2, seconds: int = 2) -> Path:
+    """A 32-wide ``Qwen2AudioForConditionalGeneration`` (1 encoder layer over ``seconds`` s windows
+    of 80-bin log-mel, 2 Qwen2 layers, untied head as in the released model) with its processor, in ``path``."""
     import torch
     from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor,
                               WhisperFeatureExtractor)
@@ -113,13 +113,13 @@ def build_qwen2_audio(path: str | Path, seed: int = 0, init_std: float = 0.2) ->
     tok = qwen2_style_tokenizer(QWEN2_AUDIO_SPECIAL)
     config = Qwen2AudioConfig(
         audio_config=dict(model_type="qwen2_audio_encoder", num_mel_bins=80, encoder_layers=1,
-                          encoder_attention_heads=2, encoder_ffn_dim=64, d_model=32, max_source_positions=100,
+                          encoder_attention_heads=2, encoder_ffn_dim=64, d_model=32, max_source_positions=50 * seconds,
                           initializer_range=init_std),
         text_config=dict(model_type="qwen2", tie_word_embeddings=False, **_text_config(tok, init_std)),
         audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"), initializer_range=init_std)
     torch.manual_seed(seed)
     model = Qwen2AudioForConditionalGeneration(config)
-    processor = Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=80, chunk_length=2), tok)
+    processor = Qwen2AudioProcessor(WhisperFeatureExtractor(feature_size=80, chunk_length=seconds), tok)
     _save(model, processor, tok, Path(path))
     return Path(path)
 

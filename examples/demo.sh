@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (`make demo`), on 2 CPU cores:
 #   1. synthesise the warm start's corpus (eSpeak NG; English, Mandarin, code-switched, noise),
-#   2. evaluate the shipped SFT warm start on the held-out test split,
+#   2. evaluate the shipped SFT warm start (a tiny transformers Fun-ASR-Nano,
+#      examples/checkpoints/tiny_fun_asr_nano: the same code path as a Hub checkpoint)
+#      on the held-out test split,
 #   3. GRPO on Ray from that warm start (examples/tiny_asr_grpo.yaml),
 #   4. evaluate the GRPO policy on the same test split and print both side by side.
 # Environment: DEMO_STEPS overrides train.steps (e.g. DEMO_STEPS=3 for a smoke run).
@@ -10,7 +12,7 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 OUT=${DEMO_OUT:-runs/demo}
 DATA=$OUT/data
-WARM=examples/checkpoints/tiny_warmstart
+WARM=examples/checkpoints/tiny_fun_asr_nano
 STEPS=${DEMO_STEPS:-}
 export TOKENIZERS_PARALLELISM=false
 

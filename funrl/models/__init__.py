@@ -7,7 +7,7 @@ Names are imported lazily, so that importing ``funrl.models.config`` (the config
 not load torch or transformers.
 
 >>> from funrl.models import load_pretrained, build_prompt_embeds              # doctest: +SKIP
->>> model, tok = load_pretrained("examples/checkpoints/tiny_warmstart")        # doctest: +SKIP
+>>> model, tok = load_pretrained("runs/tiny_sft/best")        # doctest: +SKIP
 """
 
 import importlib

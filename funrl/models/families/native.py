@@ -1,9 +1,10 @@
 """funrl's own model folder (``funrl_model.json`` + ``audio.safetensors`` + ``llm/``) behind the
 same interface as the transformers families, so the trainer and ``funrl eval`` have one path.
 
-Why the format is kept: the shipped warm start (``examples/checkpoints/tiny_warmstart``) and
-``funrl sft``'s from-scratch model (a conv encoder with a CTC head) are in it; a Hub checkpoint
-takes the :class:`~funrl.models.families.base.FamilyAdapter` path instead. The roles see the same
+Why the format is kept: ``funrl sft``'s default from-scratch model (a conv encoder with a CTC
+head, ``model.family`` empty) is in it, and so are the small models many tests build; the shipped
+warm start is a transformers Fun-ASR-Nano (``examples/checkpoints/tiny_fun_asr_nano``). A Hub
+checkpoint takes the :class:`~funrl.models.families.base.FamilyAdapter` path instead. The roles see the same
 things from both: prompt embeddings, a plain causal-LM folder for the text side, stop tokens.
 """
 

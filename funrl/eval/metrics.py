@@ -14,6 +14,8 @@ the language check from the ``language`` reward (:class:`funrl.rewards.language.
   reference, FP in hypothesis only, FN in reference only.
 - ``language_mismatch_rate``: share of speech utterances where the language reward penalises the
   output (an empty output is not judged a mismatch, as in the reward).
+- ``per_utterance``: ``[id, errors, units]`` of every speech utterance, so that two evaluations of
+  the same manifest can be compared pair by pair (:func:`paired_bootstrap`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,27 @@ def bootstrap_ci(errors: np.ndarray, units: np.ndarray, n_boot: int, seed: int) 
     rates = errors[idx].sum(1) / np.maximum(units[idx].sum(1), 1)  # [n_boot]
     lo, hi = np.percentile(rates, [2.5, 97.5])
     return [float(lo), float(hi)]
+
+
+def paired_bootstrap(errors_a: np.ndarray, errors_b: np.ndarray, units: np.ndarray, n_boot: int = 1000,
+                     seed: int = 0) -> dict:
+    """Error rate of B minus that of A on the same utterances, with a 95% percentile interval from
+    resampling utterances with replacement (the same resample for both systems, so what the two
+    share, such as which utterances are hard, cancels). ``errors_* [m]``, ``units [m]``.
+
+    >>> r = paired_bootstrap(np.array([2., 1.]), np.array([1., 0.]), np.array([4., 4.]), n_boot=50)
+    >>> r["difference"], r["ci95"]
+    (-0.25, [-0.25, -0.25])
+    """
+    if not (len(errors_a) == len(errors_b) == len(units)) or len(units) == 0:
+        raise ValueError(f"paired_bootstrap: {len(errors_a)}, {len(errors_b)} and {len(units)} utterances")
+    diff = float((errors_b.sum() - errors_a.sum()) / max(units.sum(), 1))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(units), size=(n_boot, len(units)))  # [n_boot, m]
+    n = np.maximum(units[idx].sum(1), 1)  # [n_boot]
+    deltas = (errors_b[idx].sum(1) - errors_a[idx].sum(1)) / n  # [n_boot]
+    lo, hi = np.percentile(deltas, [2.5, 97.5])
+    return {"difference": diff, "ci95": [float(lo), float(hi)], "utterances": len(units), "n_boot": n_boot}
 
 
 def _rate_block(counts: list[ErrorCounts], metric: str, n_boot: int, seed: int) -> dict:
@@ -105,4 +128,5 @@ def compute_metrics(hyps: Sequence[str], utts: Sequence[Any], n_boot: int = 1000
         "keywords": _keywords([hyps[i] for i in speech], [utts[i] for i in speech]),
         "language_mismatch_rate": sum(s < 0 for s in judged) / len(judged) if judged else float("nan"),
         "bootstrap": {"n_boot": n_boot, "seed": seed},
+        "per_utterance": [[_field(utts[i], "id"), c.errors, c.n] for c, i in zip(counts, speech)],
     }

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from funrl.eval.metrics import bootstrap_ci, compute_metrics
+from funrl.eval.metrics import bootstrap_ci, compute_metrics, paired_bootstrap
 
 # (reference utterance, hypothesis); units: CJK per character, Latin per word (funrl.rewards.text)
 CASES = [
@@ -55,6 +55,30 @@ def test_bootstrap_interval_is_a_point_when_every_utterance_has_the_same_rate():
     lo, hi = bootstrap_ci(errors, np.array([4.0, 8.0]), 2000, 1)
     assert lo == 0.0 and hi == 0.5
     assert bootstrap_ci(errors, units[:2], 100, 7) == bootstrap_ci(errors, units[:2], 100, 7)  # seeded
+
+
+def test_per_utterance_counts_are_the_speech_utterances_errors_and_units():
+    utts = [dict(u, id=f"u{i}") for i, (u, _) in enumerate(CASES)]
+    m = compute_metrics([h for _, h in CASES], utts, n_boot=10)
+    assert m["per_utterance"] == [["u0", 1, 4], ["u1", 1, 6], ["u2", 1, 7], ["u5", 1, 3], ["u6", 0, 5], ["u7", 8, 8]]
+
+
+def test_paired_bootstrap_against_a_slow_loop():
+    import numpy as np
+
+    units = np.array([4.0, 6.0, 7.0, 3.0, 5.0, 8.0])
+    a, b = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 8.0]), np.array([0.0, 1.0, 2.0, 0.0, 0.0, 5.0])
+    r = paired_bootstrap(a, b, units, n_boot=300, seed=3)
+    assert r["difference"] == pytest.approx((8 - 12) / 33)  # B's errors 8, A's 12, over 33 units
+    rng = np.random.default_rng(3)  # the same draws, one resample at a time
+    draws = rng.integers(0, 6, size=(300, 6))
+    deltas = [sum(b[i] - a[i] for i in row) / sum(units[i] for i in row) for row in draws]
+    assert r["ci95"] == pytest.approx(list(np.percentile(deltas, [2.5, 97.5])))
+    # B never worse on any utterance: no resample can make the difference positive
+    better = paired_bootstrap(a, a - np.array([1.0, 0, 0, 1.0, 0, 3.0]), units, n_boot=300, seed=3)
+    assert better["ci95"][1] <= 0 and better["difference"] == pytest.approx(-5 / 33)
+    with pytest.raises(ValueError, match="5, 6 and 6 utterances"):
+        paired_bootstrap(a[:5], b, units)
 
 
 def test_length_mismatch_is_refused():

@@ -70,6 +70,20 @@ def _build_model(corpus: Path, out: Path, kind: str) -> None:
     save_pretrained(build_model(cfg, tok), tok, out)
 
 
+def text_lm_dir(model: Path) -> Path:
+    """The plain causal-LM folder of ``model``: ``llm/`` of a funrl-format folder; for a transformers
+    family folder (Fun-ASR-Nano, Qwen2-Audio) its text LM, exported once beside it
+    (``{model}.text_lm``) as ``funrl train`` exports it for the engines."""
+    from funrl.models.families import is_native, load_family
+
+    if is_native(model):
+        return model / "llm"
+    out = model.parent / f"{model.name}.text_lm"
+    if not (out / "config.json").is_file():
+        load_family(model).save_text_lm(out)
+    return out
+
+
 def funrl_config(run_root: Path, name: str, corpus: Path, model: Path, *, steps: int, prompts: int, group: int,
                  max_new: int, lora: bool, lr: float = 1e-5, kl: float = 0.04, threads: int = 1,
                  force_length: bool = True, extra: dict | None = None):
@@ -81,7 +95,7 @@ def funrl_config(run_root: Path, name: str, corpus: Path, model: Path, *, steps:
     from funrl.config import load_config
     from transformers import AutoConfig
 
-    vocab = AutoConfig.from_pretrained(model / "llm").vocab_size
+    vocab = AutoConfig.from_pretrained(text_lm_dir(model)).vocab_size
     ov = {
         "run.output_dir": str(run_root), "run.name": name,
         "data.train_manifest": str(corpus / "train.jsonl"), "model.path": str(model),

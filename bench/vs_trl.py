@@ -104,7 +104,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--kl", type=float, default=0.04, help="β on both sides (0: no reference pass)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--model", default="demo", help="demo | test | a saved funrl model folder")
+    p.add_argument("--model", default="demo",
+                   help="demo | test | a saved funrl model folder | a transformers family folder (e.g. "
+                        "bench/real_size.py's published-size Fun-ASR-Nano: TRL gets its text LM)")
     p.add_argument("--work", type=Path, default=C.DEFAULT_WORK, help="cache of the corpus and model")
     p.add_argument("--trl-python", default=None, help="python of the TRL env (default: build it with bench/trl_env.sh)")
     p.add_argument("--no-force-length", action="store_true", help="let completions stop at EOS")
@@ -124,7 +126,7 @@ def main() -> None:
             print(f"== round {r + 1}/{a.rounds} {mode}: funrl ({C.uptime()})", flush=True)
             f = run_side_funrl(a, mode, corpus, model, a.work / "runs")
             print(f"== round {r + 1}/{a.rounds} {mode}: TRL ({C.uptime()})", flush=True)
-            spec = {"llm": str(model / "llm"), "prompts": prompts, "prompts_per_step": a.prompts, "group": a.group,
+            spec = {"llm": str(C.text_lm_dir(model)), "prompts": prompts, "prompts_per_step": a.prompts, "group": a.group,
                     "max_new": a.max_new, "steps": a.steps, "lora": mode == "lora", "lr": a.lr, "kl": a.kl,
                     "threads": a.threads, "seed": a.seed, "force_length": not a.no_force_length}
             results.setdefault(mode, []).append((f, run_trl(py, spec)))

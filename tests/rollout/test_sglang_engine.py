@@ -178,6 +178,18 @@ def test_group_samples_are_prompt_major_with_tempered_logprobs(engine, ref):
     assert len({tuple(t) for t in batch.token_ids[:4]}) > 1
 
 
+def assert_engine_follows_reference(model, embeds, out) -> None:
+    """Every greedy row of the engine's output ``out`` is the reference model's greedy choice (up to
+    near-ties; at least 80% of tokens exactly) with the reference's log-probs."""
+    exact = total = 0
+    for row, prompt in enumerate(embeds):
+        got = out.token_ids[row]
+        exact += assert_greedy_under_reference(model, prompt, got)
+        total += len(got)
+        assert_logprobs_close(out.logprobs[row], ref_logprobs(model, prompt, got, 0.0))
+    assert exact >= 0.8 * total
+
+
 def test_weight_push_matches_reference_and_disk_restores(engine, ref, model_dir):
     tok, model = ref
     ids = prompt_ids(tok)
@@ -200,18 +212,13 @@ def test_weight_push_matches_reference_and_disk_restores(engine, ref, model_dir)
         after = engine.generate(embeds, n=1, sampling=greedy())
         by_hf = hf.generate(embeds, 1, greedy(stop=[eos_of(tok)]))
         assert after.token_ids != before.token_ids  # the push changed the engine's model
-        exact = total = 0
+        assert_engine_follows_reference(model, embeds, after)
         for row, prompt in enumerate(embeds):
-            got = after.token_ids[row]
-            exact += assert_greedy_under_reference(model, prompt, got)
-            total += len(got)
-            assert_logprobs_close(after.logprobs[row], ref_logprobs(model, prompt, got, 0.0))
             # funrl's HF engine: same tokens until a near-tie, same log-probs on the common prefix.
-            hf_got = by_hf.token_ids[row]
+            got, hf_got = after.token_ids[row], by_hf.token_ids[row]
             common = next((k for k, (x, y) in enumerate(zip(got, hf_got)) if x != y), min(len(got), len(hf_got)))
             assert_greedy_under_reference(model, prompt, hf_got)
             assert_logprobs_close(after.logprobs[row][:common], by_hf.logprobs[row][:common])
-        assert exact >= 0.8 * total
     finally:
         model.load_state_dict(original)
 
@@ -251,13 +258,7 @@ def test_adapter_only_sync_gives_the_merged_policy(engine, ref, model_dir):
     try:
         after = engine.generate(embeds, n=1, sampling=greedy())
         assert after.token_ids != before.token_ids  # the adapter changed the engine's model
-        exact = total = 0
-        for row, prompt in enumerate(embeds):
-            got = after.token_ids[row]
-            exact += assert_greedy_under_reference(model, prompt, got)
-            total += len(got)
-            assert_logprobs_close(after.logprobs[row], ref_logprobs(model, prompt, got, 0.0))
-        assert exact >= 0.8 * total
+        assert_engine_follows_reference(model, embeds, after)
     finally:
         model.load_state_dict(original)
         engine.update_weights(original.items())  # the base back, for the tests after this one

@@ -9,9 +9,9 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from funrl.config import ConfigError, load_config
+from tests.sft.steps import saved_weights as _weights, train_then_save
 from funrl.models.families.ctc import greedy_decode, load_ctc_head
 
 TINY = ["model.family=fun_asr_nano", "model.encoder.d_model=32", "model.encoder.num_layers=2",
@@ -35,9 +35,6 @@ def _sft(args) -> int:
 
     return main(["sft", *args])
 
-
-def _weights(folder) -> dict[str, torch.Tensor]:
-    return load_file(str(folder / "model.safetensors"))
 
 
 def test_from_scratch_then_continue_with_selected_parts(corpus, tmp_path):
@@ -107,17 +104,8 @@ def test_lora_trains_only_adapters_and_saves_merged(corpus, tmp_path):
     assert names and all("lora_" in n for n in names)
     assert not any(p.requires_grad for p in job.adapter.model.model.audio_tower.parameters())
     init = {k.replace(".base_layer", ""): v.clone() for k, v in job.adapter.model.state_dict().items()}  # LoRA-wrapped names
-    job.train()
-    opt = torch.optim.AdamW(job.params, lr=1e-2)
-    for _ in range(3):
-        loss, _ = job.loss([0, 1], None, 0.3)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
     out = tmp_path / "saved"
-    out.mkdir()
-    job.save(out, "float32")
-    saved = _weights(out)
+    saved = train_then_save(job, out, steps=3, ctc_weight=0.3)
     assert not any("lora" in k for k in saved)
     q = "model.language_model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(saved[q], init[q])  # the trained adapter is merged into the saved weights

@@ -12,9 +12,9 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from funrl.config import ConfigError, load_config
+from tests.sft.steps import saved_weights as _weights, train_then_save
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +42,6 @@ def _job(corpus, folder, tmp_path, overrides=(), log=lambda m: None):
     torch.manual_seed(0)
     return load_family_job(cfg, log=log)
 
-
-def _weights(path) -> dict[str, torch.Tensor]:
-    return load_file(str(path / "model.safetensors"))
 
 
 IDX = [0, 1, 2, 3, 4]
@@ -165,17 +162,8 @@ def test_lora_trains_only_adapters_and_saves_merged(corpus, folder, tmp_path):
     job = _job(corpus, folder, tmp_path, ["sft.trainable=[llm]", "sft.lora.enabled=true", "sft.lora.r=2"])
     names = {n for n, p in job.lm.named_parameters() if p.requires_grad}
     assert names and all("lora_" in n for n in names)
-    job.train()
-    opt = torch.optim.AdamW(job.params, lr=1e-2)
-    for _ in range(2):
-        loss, _ = job.loss([0, 1], None, 0.0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
     out = tmp_path / "saved"
-    out.mkdir()
-    job.save(out, "float32")
-    init, saved = _weights(folder), _weights(out)
+    init, saved = _weights(folder), train_then_save(job, out, steps=2, ctc_weight=0.0)
     assert saved.keys() == init.keys()
     q = "language_model.model.layers.0.self_attn.q_proj.weight"  # Qwen2-Audio's saved (checkpoint) names
     assert not torch.equal(saved[q], init[q])  # the trained adapter is merged into the saved weights

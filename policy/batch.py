@@ -25,6 +25,7 @@ class PolicyBatch:
     advantages: Optional[torch.Tensor] = None  # [N] float, one per row (update only)
     old_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i]; None in update(): on-policy, π_old = π_θ
     ref_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i] (update with kl_coef > 0)
+    rollout_logprobs: Optional[list[torch.Tensor]] = None  # [N] each [T_i] the engine's (mismatch, rollout_is)
 
     def __len__(self) -> int:
         return len(self.completion_ids)
@@ -45,7 +46,7 @@ class PolicyBatch:
                 raise ValueError(f"PolicyBatch: completion_ids[{i}] must be a 1-D integer tensor, got {y.dtype} {tuple(y.shape)}")
         if self.advantages is not None and tuple(self.advantages.shape) != (n,):
             raise ValueError(f"PolicyBatch: advantages must be [{n}], got {tuple(self.advantages.shape)}")
-        for name in ("old_logprobs", "ref_logprobs"):
+        for name in ("old_logprobs", "ref_logprobs", "rollout_logprobs"):
             lps = getattr(self, name)
             if lps is None:
                 continue
@@ -65,6 +66,7 @@ class PolicyBatch:
             advantages=None if self.advantages is None else self.advantages[list(idx)],
             old_logprobs=pick(self.old_logprobs),
             ref_logprobs=pick(self.ref_logprobs),
+            rollout_logprobs=pick(self.rollout_logprobs),
         )
 
 

@@ -17,6 +17,7 @@ from funrl.errors import check_value
 
 ADV_STD_MODES = ("group", "batch", "none")
 RATIO_LEVELS = ("token", "sequence")
+ROLLOUT_IS_MODES = ("none", "tis", "mis")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -54,11 +55,21 @@ class AlgorithmConfig:
     recompute_old_logprobs: bool = False
     # The temperature of the log-probs is the rollout's (rollout.temperature): one key for one fact.
 
+    # --- engine vs trainer (policy/rollout_correction.py): the mismatch is logged every step; this
+    # corrects the policy-gradient term by w = π_old/π_engine: "tis" truncates at the cap, "mis"
+    # drops what exceeds it, per token or per sequence (verl rollout_is, TRL vllm_importance_sampling_*)
+    rollout_is: str = "none"  # "none" | "tis" | "mis"
+    rollout_is_level: str = "token"  # "token" | "sequence"
+    rollout_is_cap: float = 2.0  # verl's rollout_is_threshold default (TRL's cap: 3.0)
+
     def __post_init__(self) -> None:
         _choice("adv_std", self.adv_std, ADV_STD_MODES)
         _choice("ratio_level", self.ratio_level, RATIO_LEVELS)
         _choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         _choice("loss_agg_mode", self.loss_agg_mode, LOSS_AGG_MODES)
+        _choice("rollout_is", self.rollout_is, ROLLOUT_IS_MODES)
+        _choice("rollout_is_level", self.rollout_is_level, RATIO_LEVELS)
+        _check("rollout_is_cap", self.rollout_is_cap > 0, "a number > 0", self.rollout_is_cap)
         _check("group_size", self.group_size >= 1, "an integer >= 1", self.group_size)
         _check("adv_eps", self.adv_eps >= 0, "a number >= 0", self.adv_eps)
         _check("clip_low", 0 <= self.clip_low < 1, "a number in [0, 1)", self.clip_low)

@@ -41,10 +41,12 @@ from funrl.policy.batch import PolicyBatch, pad_right
 from funrl.policy.checkpoint import load_policy, save_policy
 from funrl.policy.config import AlgorithmConfig, PolicyConfig
 from funrl.policy.loss import compute_grpo_loss
+from funrl.policy.rollout_correction import rollout_correction
 from funrl.policy.teacher_forcing import causal_lm, completion_logprobs
 from funrl.policy.weights import buckets, check_lora_layers, merged_named_tensors, update_named_tensors
 
-_MIN_MAX_METRICS = {"ratio_min": dist.ReduceOp.MIN, "ratio_max": dist.ReduceOp.MAX}
+_MIN_MAX_METRICS = {"ratio_min": dist.ReduceOp.MIN, "ratio_max": dist.ReduceOp.MAX,
+                    "rollout_logp_diff_max": dist.ReduceOp.MAX}
 
 
 class CompletionLM(nn.Module):
@@ -231,10 +233,17 @@ class PolicyWorker:
         if batch.ref_logprobs is not None and self.algo.kl_coef > 0:
             ref = pad_right([batch.ref_logprobs[i].float() for i in rows], width).to(self.device)  # [n, T]
         adv = batch.advantages[rows].float().to(self.device)  # [n]
-        return compute_grpo_loss(
+        weights, engine_metrics = None, {}
+        if batch.rollout_logprobs is not None:  # the engine's own log-probs: mismatch, and rollout_is
+            engine = pad_right([batch.rollout_logprobs[i].float() for i in rows], width).to(self.device)  # [n, T]
+            weights, engine_metrics = rollout_correction(
+                old, engine, mask, mode=self.algo.rollout_is, level=self.algo.rollout_is_level,
+                cap=self.algo.rollout_is_cap, num_tokens=g_tokens)
+        loss, metrics = compute_grpo_loss(
             logp, old, adv, mask, self.algo, global_num_tokens=g_tokens, global_num_seqs=g_seqs,
-            ref_logp=ref, entropy=entropy, max_response_length=max_response_length,
+            ref_logp=ref, entropy=entropy, max_response_length=max_response_length, is_weights=weights,
         )
+        return loss, {**metrics, **engine_metrics}
 
     def _clip_and_step(self) -> tuple[torch.Tensor, bool]:
         max_norm = self.cfg.optim.max_grad_norm or math.inf
@@ -258,7 +267,9 @@ class PolicyWorker:
             fill = math.inf if op == dist.ReduceOp.MIN else -math.inf
             vals = extremes[k]
             local = torch.stack(vals).min() if op == dist.ReduceOp.MIN and vals else torch.stack(vals).max() if vals else None
-            out[k] = float(self._all_reduce(torch.tensor(fill if local is None else float(local), dtype=torch.float64), op))
+            v = float(self._all_reduce(torch.tensor(fill if local is None else float(local), dtype=torch.float64), op))
+            if not math.isinf(v):  # ±inf: no rank had a token (or, for the engine's, no engine log-probs)
+                out[k] = v
         out.update(
             grad_norm=float(grad_norm), update_skipped=float(skipped), lr=float(lr),
             num_tokens=float(g_tokens), num_seqs=float(g_seqs), response_length_mean=float(g_tokens / g_rows.clamp(min=1)),

@@ -247,6 +247,7 @@ def compute_grpo_loss(
     ref_logp: Optional[torch.Tensor] = None,  # [B, T] log π_ref; required when cfg.kl_coef > 0
     entropy: Optional[torch.Tensor] = None,  # [B, T] for the entropy metric
     max_response_length: Optional[int] = None,  # fallback for cfg.loss_norm_length
+    is_weights: Optional[torch.Tensor] = None,  # [B, T] engine/trainer correction (policy.rollout_correction)
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """ratio → clipped surrogate → + β·KL → aggregate: the micro-batch's share of ``-L_GRPO``.
 
@@ -268,6 +269,8 @@ def compute_grpo_loss(
         clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip, num_tokens=n_tok,
     )  # [B, T]
     metrics.update(m)
+    if is_weights is not None:  # algorithm.rollout_is: the policy-gradient term only, as verl and TRL
+        pg_mat = pg_mat * is_weights.detach()  # [B, T]
     agg = dict(
         mode=cfg.loss_agg_mode,
         global_num_tokens=global_num_tokens,

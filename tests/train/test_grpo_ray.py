@@ -122,3 +122,10 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
     assert [r["step"] for r in rows] == [0, 1, 2]
     missing = [k for k, _ in CONSOLE_KEYS if any(k not in r for r in rows)]
     assert missing == [], f"console keys no step emitted: {missing}"
+
+    # 7. the engine's own log-probs reach the policy: the HF engine in float32 samples from the
+    # trainer's distribution up to rounding (a different kernel order, a KV cache), so the logged
+    # mismatch is tiny but measured
+    diffs = [r["rollout_logp_diff_max"] for r in rows]
+    assert all(0 <= d < 1e-3 for d in diffs), diffs
+    assert all(abs(r["rollout_kl"]) < 1e-6 for r in rows), [r["rollout_kl"] for r in rows]

@@ -56,6 +56,7 @@ class PolicyActor(Worker):
         )
         if adv is not None:
             b.advantages = adv[idx].float()
+            b.rollout_logprobs = [torch.tensor(rollout.logprobs[i], dtype=torch.float32) for i in idx]
         if with_cache:
             if "old" in self.cache:
                 b.old_logprobs = [self.cache["old"][i] for i in idx]

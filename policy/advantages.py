@@ -123,3 +123,15 @@ def zero_variance_keep_mask(
             "filter_dropped_groups": st["zero_var_g"].float().sum(),
         }
     return keep, metrics
+
+
+def truncated_keep_mask(finish_reasons: list[str]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Over-long filtering: ``keep [N] bool``, False for a completion the engine cut at
+    ``max_new_tokens`` (finish reason ``"length"``). Metrics: ``truncated_masked_rows`` (a count).
+
+    >>> keep, m = truncated_keep_mask(["stop", "length", "stop"])
+    >>> keep.tolist(), int(m["truncated_masked_rows"])
+    ([True, False, True], 1)
+    """
+    cut = torch.tensor([r == "length" for r in finish_reasons], dtype=torch.bool)  # [N]
+    return ~cut, {"truncated_masked_rows": cut.float().sum()}

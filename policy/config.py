@@ -31,6 +31,10 @@ class AlgorithmConfig:
     adv_std: str = "group"  # "group" (Eq. 1) | "batch" (TRL scale_rewards="batch") | "none" (Dr.GRPO)
     adv_eps: float = 1e-6  # ε in (R - mean) / (std + ε); verl's value (TRL uses 1e-4)
     filter_zero_variance_groups: bool = False  # DAPO dynamic sampling: drop groups whose rewards are all equal
+    # over-long filtering: completions that hit rollout.max_new_tokens without a stop token leave
+    # the loss (their rewards still count in their group's advantages), as TRL's
+    # mask_truncated_completions and DAPO's over-long filtering
+    mask_truncated: bool = False
 
     # --- ratio and clipped surrogate (Eq. 2–3)
     clip_low: float = 0.2  # ratio floor 1 - clip_low (the report's ε; PPO's 0.2)

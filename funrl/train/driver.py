@@ -26,7 +26,7 @@ import ray
 import torch
 
 from funrl.config import ConfigError, FunRLConfig, to_yaml
-from funrl.policy.advantages import group_advantages, zero_variance_keep_mask
+from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
 from funrl.train.metrics import MetricsLogger
@@ -87,7 +87,7 @@ class Trainer:
                 embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
                 rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
                 rewards = self.reward(step, rows, texts)  # reward pool → components + total
-                adv, rows_kept, adv_metrics = self.advantage(step, rewards)  # driver → Eq. 1
+                adv, rows_kept, adv_metrics = self.advantage(step, rewards, rollout)  # driver → Eq. 1
                 upd = self.update(step, embeds, rollout, adv, rows_kept)  # policy role → Eq. 2–3
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
@@ -123,9 +123,10 @@ class Trainer:
             group_ids = [i // self.G for i in range(len(texts))]
             return self.roles.score(texts, samples, group_ids, step)
 
-    def advantage(self, step: int, rewards: dict) -> tuple[torch.Tensor, list[int], dict]:
+    def advantage(self, step: int, rewards: dict, rollout) -> tuple[torch.Tensor, list[int], dict]:
         """Eq. 1 per group; with ``algorithm.filter_zero_variance_groups`` (DAPO dynamic sampling)
-        the rows of groups whose rewards are all equal are left out of the update."""
+        the rows of groups whose rewards are all equal are left out of the update, and with
+        ``algorithm.mask_truncated`` the completions cut at ``max_new_tokens``."""
         with self.phase("advantage", step=step):
             a = self.cfg.algorithm
             total = torch.tensor(rewards["total"], dtype=torch.float32)  # [B*G]
@@ -135,6 +136,10 @@ class Trainer:
             if a.filter_zero_variance_groups:
                 keep, fm = zero_variance_keep_mask(total, groups)
                 m.update(fm)
+            if a.mask_truncated:
+                uncut, tm = truncated_keep_mask(rollout.finish_reasons)
+                keep = keep & uncut
+                m.update(tm)
             return adv, torch.nonzero(keep).flatten().tolist(), {k: float(v) for k, v in m.items()}
 
     def update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> dict:
@@ -203,6 +208,7 @@ class Trainer:
             "response_len_mean": float(np.mean(lens)),
             "response_len_max": int(max(lens)),
             "rollout/tokens": int(sum(lens)),
+            "rollout/truncated_frac": float(np.mean([r == "length" for r in rollout.finish_reasons])),
             "rollout/tokens_per_s": sum(lens) / max(self._phase.get("rollout", 0.0), 1e-9),
             "time/step": wall,
             **{f"time/{k}": v for k, v in self._phase.items()},

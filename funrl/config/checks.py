@@ -35,6 +35,8 @@ def check_ranges(cfg: Any) -> None:
     t = cfg.train
     _need("train.steps", t.steps > 0, "an integer > 0", t.steps, " (no steps: nothing is trained)")
     _need("train.prompts_per_step", t.prompts_per_step >= 1, "an integer >= 1", t.prompts_per_step)
+    _need("train.samples_every", t.samples_every >= 0, "an integer >= 0 (0: no samples)", t.samples_every)
+    _need("train.samples_prompts", t.samples_prompts >= 1, "an integer >= 1", t.samples_prompts)
     c = cfg.checkpoint
     _need("checkpoint.every", c.every >= 0, "an integer >= 0 (0: only at the end)", c.every)
     _need("checkpoint.keep_last", c.keep_last >= 0, "an integer >= 0 (0: keep all)", c.keep_last)

@@ -12,6 +12,8 @@ class TrainConfig:
     prompts_per_step: int = 8  # B: prompts sampled per step; each gets algorithm.group_size samples
     shuffle: bool = True
     resume: str = ""  # "" (fresh), "latest", or a checkpoint folder
+    samples_every: int = 0  # every N steps, samples_prompts prompts' completions to samples.jsonl + TensorBoard (0: off)
+    samples_prompts: int = 2  # prompts per logged step, each with its G completions, rewards and advantages
 
 
 @dataclass

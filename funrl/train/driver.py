@@ -29,7 +29,7 @@ from funrl.config import ConfigError, FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
-from funrl.train.metrics import MetricsLogger
+from funrl.train.metrics import MetricsLogger, sample_records
 from funrl.train.run_dir import config_dict, config_hash
 from funrl.train.run_dir import prepare as prepare_run_dir
 from funrl.train.roles import Roles
@@ -92,6 +92,7 @@ class Trainer:
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
                 self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
+                self.log_samples(step, rows, texts, rollout, rewards, adv, rows_kept)  # train.samples_every
 
     # ------------------------------------------------------------------ phases
 
@@ -198,6 +199,12 @@ class Trainer:
         self.weight_sync(state["step"])  # the rollout engine starts from the restored policy
         log.info("resumed from %s", path)
         return state["step"] + 1
+
+    def log_samples(self, step: int, rows, texts, rollout, rewards: dict, adv, kept: list[int]) -> None:
+        every = self.cfg.train.samples_every
+        if every and step % every == 0:
+            self.metrics.log_samples(step, sample_records(
+                step, rows, texts, rewards, adv, kept, rollout.finish_reasons, self.G, self.cfg.train.samples_prompts))
 
     def log(self, step: int, wall: float, rollout, rewards: dict, adv_metrics: dict, upd: dict) -> None:
         lens = [len(t) for t in rollout.token_ids]

@@ -64,6 +64,16 @@ class MetricsLogger:
         self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
         self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))
 
+    def log_samples(self, step: int, records: list[dict]) -> None:
+        """Append ``records`` to ``samples.jsonl``; a text panel ``samples`` in TensorBoard."""
+        with open(self.path.with_name("samples.jsonl"), "a", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if self.tb is not None:
+            from torch.utils.tensorboard.summary import text
+
+            self.tb.add_summary(text("samples", samples_markdown(records)), step)
+
     def close(self) -> None:
         self.progress.stop()
         if self.tb is not None:
@@ -84,16 +94,17 @@ def read_metrics(run_dir: Path) -> list[dict]:
     return [row for _, row in read_jsonl(run_dir / "metrics.jsonl", what="metrics file", torn_tail_ok=True)]
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> int:
-    """Keep the rows of steps ``<= last_step`` (a resume redoes the later ones) and drop a line
-    torn by a kill mid-write; the file is replaced atomically. Returns the rows dropped."""
-    path = run_dir / "metrics.jsonl"
+def truncate_metrics(run_dir: Path, last_step: int, name: str = "metrics.jsonl") -> int:
+    """Keep the rows of steps ``<= last_step`` of ``run_dir/name`` (``metrics.jsonl``,
+    ``samples.jsonl``: a resume redoes the later steps) and drop a line torn by a kill mid-write;
+    the file is replaced atomically. Returns the rows dropped."""
+    path = run_dir / name
     if not path.is_file():
         return 0
     from funrl.data.jsonl import read_jsonl
 
     keep, dropped = [], []
-    for lineno, row in read_jsonl(path, what="metrics file", on_error=lambda lineno, msg: dropped.append(lineno)):
+    for lineno, row in read_jsonl(path, what=f"{name} file", on_error=lambda lineno, msg: dropped.append(lineno)):
         if isinstance(row.get("step"), int) and row["step"] <= last_step:
             keep.append(json.dumps(row) + "\n")
         else:
@@ -107,3 +118,32 @@ def truncate_metrics(run_dir: Path, last_step: int) -> int:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     return dropped
+
+
+def sample_records(step: int, rows: list[dict], texts: list[str], rewards: dict, adv, kept: list[int],
+                   finish_reasons: list[str], group_size: int, prompts: int) -> list[dict]:
+    """The first ``prompts`` prompts of a step, one record each: the manifest id and reference,
+    then its G completions with their total reward, each reward component (None where it does not
+    apply), the advantage, the engine's finish reason and whether the update used it."""
+    kept_set = set(kept)
+    out = []
+    for p in range(min(prompts, len(rows))):
+        samples = []
+        for i in range(p * group_size, (p + 1) * group_size):
+            samples.append({
+                "text": texts[i], "reward": rewards["total"][i],
+                "components": {name: vals[i] for name, vals in rewards["components"].items()},
+                "advantage": float(adv[i]), "finish_reason": finish_reasons[i], "in_update": i in kept_set,
+            })
+        out.append({"step": step, "id": rows[p].get("id"), "reference": rows[p].get("text", ""), "samples": samples})
+    return out
+
+
+def samples_markdown(records: list[dict]) -> str:
+    """The records as one Markdown table for TensorBoard's text panel."""
+    lines = ["| id | reference | completion | reward | advantage |", "|---|---|---|---|---|"]
+    esc = lambda x: str(x).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    for r in records:
+        for s in r["samples"]:
+            lines.append(f"| {esc(r['id'])} | {esc(r['reference'])} | {esc(s['text'])} | {s['reward']:.3f} | {s['advantage']:+.3f} |")
+    return "\n".join(lines)

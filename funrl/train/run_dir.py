@@ -29,7 +29,7 @@ from funrl.train.metrics import truncate_metrics
 log = logging.getLogger(__name__)
 
 # what a run writes into its directory (config.yaml is rewritten by every start)
-OUTPUTS = ("metrics.jsonl", "checkpoints", "tensorboard", "profile", "model")
+OUTPUTS = ("metrics.jsonl", "samples.jsonl", "checkpoints", "tensorboard", "profile", "model")
 
 # keys a resume cannot change: the checkpoint's weights, optimizer moments, data position or
 # RNG streams belong to their old values (a prefix ending in "." covers its section)
@@ -65,11 +65,13 @@ def prepare(cfg: Any, run_dir: Path) -> Start:
         log.warning("train.resume=latest: no complete checkpoint in %s%s; STARTING FROM STEP 0 with the "
                     "model in model.path", ckpt.checkpoint_dir(run_dir),
                     " (only the half-written ones removed above)" if removed else "")
-        truncate_metrics(run_dir, -1)
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            truncate_metrics(run_dir, -1, name)
         return Start(None, 0)
     state = ckpt.load_state(path)
     check_config(cfg, state, path)
-    truncate_metrics(run_dir, state["step"])
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        truncate_metrics(run_dir, state["step"], name)
     log.warning("resuming from %s (the last complete checkpoint): steps 0-%d are done, the run continues "
                 "at step %d", path, state["step"], state["step"] + 1)
     return Start(path, state["step"] + 1)

@@ -37,6 +37,7 @@ def config(tmp_path, corpus, model, **extra):
         "cluster.num_cpus": 4,
         "algorithm.recompute_old_logprobs": True,  # cover verl's separate old pass here
         "cluster.switch_on_cpu": True,  # make the wake/sleep actor calls a GPU run makes
+        "train.samples_every": 2,  # steps 0 and 2 log their first two prompts' samples
         **extra,
     }
     return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
@@ -123,7 +124,18 @@ def test_three_steps_two_ranks_full_finetune(tmp_path, tiny_corpus, tiny_model, 
     missing = [k for k, _ in CONSOLE_KEYS if any(k not in r for r in rows)]
     assert missing == [], f"console keys no step emitted: {missing}"
 
-    # 7. the engine's own log-probs reach the policy: the HF engine in float32 samples from the
+    # 7. samples.jsonl: steps 0 and 2, two prompts each, with G samples and the manifest's reference
+    import json
+
+    texts = {json.loads(line)["id"]: json.loads(line)["text"] for line in (tiny_corpus / "train.jsonl").read_text().splitlines()}
+    recs = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in recs] == [0, 0, 2, 2]
+    assert all(r["reference"] == texts[r["id"]] and len(r["samples"]) == 4 for r in recs)
+    assert all(s["in_update"] and set(s["components"]) >= {"accuracy"} for r in recs for s in r["samples"])
+    for r in recs:  # advantages of a group sum to 0 (Eq. 1)
+        assert abs(sum(s["advantage"] for s in r["samples"])) < 1e-4
+
+    # 8. the engine's own log-probs reach the policy: the HF engine in float32 samples from the
     # trainer's distribution up to rounding (a different kernel order, a KV cache), so the logged
     # mismatch is tiny but measured
     diffs = [r["rollout_logp_diff_max"] for r in rows]

@@ -37,9 +37,18 @@ def check_ranges(cfg: Any) -> None:
     _need("train.prompts_per_step", t.prompts_per_step >= 1, "an integer >= 1", t.prompts_per_step)
     _need("train.samples_every", t.samples_every >= 0, "an integer >= 0 (0: no samples)", t.samples_every)
     _need("train.samples_prompts", t.samples_prompts >= 1, "an integer >= 1", t.samples_prompts)
+    _need("train.eval_every", t.eval_every >= 0, "an integer >= 0 (0: no evaluation)", t.eval_every)
+    _need("train.eval_max_utterances", t.eval_max_utterances >= 0, "an integer >= 0 (0: all)", t.eval_max_utterances)
     c = cfg.checkpoint
     _need("checkpoint.every", c.every >= 0, "an integer >= 0 (0: only at the end)", c.every)
     _need("checkpoint.keep_last", c.keep_last >= 0, "an integer >= 0 (0: keep all)", c.keep_last)
+    if c.best_metric:
+        from funrl.train.evaluation import BEST_METRICS
+
+        _need("checkpoint.best_metric", c.best_metric in BEST_METRICS, "empty or one of " + ", ".join(BEST_METRICS),
+              c.best_metric)
+        _need("checkpoint.best_metric", t.eval_every > 0, "empty unless train.eval_every > 0 (best by what?)",
+              c.best_metric)
     r = cfg.rewards
     _need("rewards.num_workers", r.num_workers >= 1, "an integer >= 1", r.num_workers)
     for i, spec in enumerate(r.components):

@@ -18,7 +18,7 @@ from funrl.profiling.report import OVERHEAD, phase_order
 _COLOURS = {
     "encode": "#4e79a7", "rollout": "#f28e2b", "reward": "#59a14f", "advantage": "#b07aa1",
     "logprob_old": "#76b7b2", "logprob_ref": "#9c755f", "update": "#e15759", "weight_sync": "#edc948",
-    "checkpoint": "#ff9da7", "wake": "#2f4b7c", "sleep": "#a0cbe8", "idle": "#d7d7d7",
+    "eval": "#86bcb6", "checkpoint": "#ff9da7", "wake": "#2f4b7c", "sleep": "#a0cbe8", "idle": "#d7d7d7",
     OVERHEAD: "#595959",
 }
 _EXTRA = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22"]

@@ -42,6 +42,7 @@ PHASES = (
     "logprob_ref",
     "update",
     "weight_sync",
+    "eval",
     "checkpoint",
     "wake",
     "sleep",

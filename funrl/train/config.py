@@ -14,6 +14,8 @@ class TrainConfig:
     resume: str = ""  # "" (fresh), "latest", or a checkpoint folder
     samples_every: int = 0  # every N steps, samples_prompts prompts' completions to samples.jsonl + TensorBoard (0: off)
     samples_prompts: int = 2  # prompts per logged step, each with its G completions, rewards and advantages
+    eval_every: int = 0  # every N steps the rollout engine decodes data.eval_manifest greedily: eval/* metrics (0: off)
+    eval_max_utterances: int = 0  # the manifest's first N rows (0: all)
 
 
 @dataclass
@@ -60,3 +62,5 @@ class CheckpointConfig:
     every: int = 10  # steps; 0 = only at the end
     keep_last: int = 2
     save_final: bool = True
+    best_metric: str = ""  # eval/error_rate | eval/hallucination_rate | eval/keyword_recall | eval/language_mismatch_rate:
+    # RUN_DIR/best is the model exported when it last improved (needs train.eval_every)

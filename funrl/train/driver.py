@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -29,6 +30,7 @@ from funrl.config import ConfigError, FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.train import checkpoint as ckpt
+from funrl.train.evaluation import eval_metrics, eval_utterances, improves, replace_folder, write_best
 from funrl.train.metrics import MetricsLogger, sample_records
 from funrl.train.run_dir import config_dict, config_hash
 from funrl.train.run_dir import prepare as prepare_run_dir
@@ -47,12 +49,15 @@ class Trainer:
         from funrl.train.preflight import preflight
 
         utts = preflight(cfg)  # config, every manifest row and its audio: before anything is written
+        eval_utts = eval_utterances(cfg)  # data.eval_manifest when train.eval_every > 0, checked alike
         self.cfg = cfg
         self.run_dir = Path(cfg.run.output_dir) / cfg.run.name
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.start = prepare_run_dir(cfg, self.run_dir)  # old outputs, half-written checkpoints, resume
         (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
         self.rows = [u.to_dict() for u in utts]
+        self.eval_rows = [u.to_dict() for u in eval_utts]
+        self.best: float | None = None  # checkpoint.best_metric's best value so far
         self.sampler = PromptSampler(len(self.rows), cfg.train.prompts_per_step, cfg.run.seed, cfg.train.shuffle)
         self.G = cfg.algorithm.group_size
         self._phase: dict[str, float] = {}
@@ -91,7 +96,8 @@ class Trainer:
                 upd = self.update(step, embeds, rollout, adv, rows_kept)  # policy role → Eq. 2–3
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
-                self.log(step, time.time() - t0, rollout, rewards, adv_metrics, upd)
+                ev = self.evaluate(step)  # rollout engine, greedy on data.eval_manifest (train.eval_every)
+                self.log(step, time.time() - t0, rollout, rewards, adv_metrics, {**upd, **ev})
                 self.log_samples(step, rows, texts, rollout, rewards, adv, rows_kept)  # train.samples_every
 
     # ------------------------------------------------------------------ phases
@@ -166,6 +172,27 @@ class Trainer:
             with self.phase("weight_sync", step=step):
                 self.roles.sync_weights(step)
 
+    def evaluate(self, step: int) -> dict:
+        every = self.cfg.train.eval_every
+        if not every or (step + 1) % every:
+            return {}
+        greedy = dataclasses.replace(self.cfg.rollout.sampling(), temperature=0.0)
+        with self.roles.own("encoder", step, self.prof), self.phase("eval", step=step):
+            embeds = self.roles.encoder.encode.remote(self.eval_rows, step)
+            ray.wait([embeds], fetch_local=False)
+        with self.roles.own("rollout", step, self.prof), self.phase("eval", step=step):
+            _, hyps = self.roles.call(self.roles.rollout.generate.remote(embeds, 1, greedy, step))
+            ev = eval_metrics(hyps, self.eval_rows)
+        metric = self.cfg.checkpoint.best_metric
+        if metric and improves(metric, ev[metric], self.best):
+            self.best = ev[metric]
+            with self.phase("checkpoint", step=step):
+                tmp = self.run_dir / ".best.tmp"
+                self.roles.export_model(tmp)
+                write_best(tmp, step, metric, self.best)
+                replace_folder(tmp, self.run_dir / "best")
+        return ev
+
     def maybe_checkpoint(self, step: int) -> None:
         every, last = self.cfg.checkpoint.every, step == self.cfg.train.steps - 1
         if (every and (step + 1) % every == 0) or (last and self.cfg.checkpoint.save_final):
@@ -180,6 +207,7 @@ class Trainer:
             "step": step,
             "sampler": self.sampler.state_dict(),
             "rng": driver_rng_state(),
+            "best": self.best,  # checkpoint.best_metric's best value so far
             "config_sha256": config_hash(config),
             "config": config,  # a resume refuses or applies each changed key (funrl.train.run_dir)
         }
@@ -195,6 +223,7 @@ class Trainer:
         state = ckpt.load_state(path)
         self.sampler.load_state_dict(state["sampler"])
         restore_driver_rng(state["rng"])
+        self.best = state.get("best")
         self.roles.load_policy(path / "policy")
         self.weight_sync(state["step"])  # the rollout engine starts from the restored policy
         log.info("resumed from %s", path)

@@ -31,6 +31,7 @@ class AlgorithmConfig:
     adv_std: str = "group"  # "group" (Eq. 1) | "batch" (TRL scale_rewards="batch") | "none" (Dr.GRPO)
     adv_eps: float = 1e-6  # ε in (R - mean) / (std + ε); verl's value (TRL uses 1e-4)
     filter_zero_variance_groups: bool = False  # DAPO dynamic sampling: drop groups whose rewards are all equal
+    max_refill_rounds: int = 0  # with the filter: sample up to this many more rounds of B prompts until B groups teach (funrl/train/refill.py)
     # over-long filtering: completions that hit rollout.max_new_tokens without a stop token leave
     # the loss (their rewards still count in their group's advantages), as TRL's
     # mask_truncated_completions and DAPO's over-long filtering
@@ -76,6 +77,11 @@ class AlgorithmConfig:
         _check("rollout_is_cap", self.rollout_is_cap > 0, "a number > 0", self.rollout_is_cap)
         _check("group_size", self.group_size >= 1, "an integer >= 1", self.group_size)
         _check("adv_eps", self.adv_eps >= 0, "a number >= 0", self.adv_eps)
+        _check("max_refill_rounds", self.max_refill_rounds >= 0, "an integer >= 0", self.max_refill_rounds)
+        if self.max_refill_rounds:
+            _check("max_refill_rounds", self.filter_zero_variance_groups,
+                   "0 unless algorithm.filter_zero_variance_groups=true (refill replaces the groups it drops)",
+                   self.max_refill_rounds)
         _check("clip_low", 0 <= self.clip_low < 1, "a number in [0, 1)", self.clip_low)
         _check("clip_high", self.clip_high >= 0, "a number >= 0", self.clip_high)
         if self.dual_clip is not None:

@@ -29,9 +29,11 @@ import torch
 from funrl.config import ConfigError, FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
+from funrl.rewards.combiner import reward_stats
 from funrl.train import checkpoint as ckpt
 from funrl.train.evaluation import eval_metrics, eval_utterances, improves, replace_folder, write_best
 from funrl.train.metrics import MetricsLogger, sample_records
+from funrl.train.refill import combine_rounds, informative_groups
 from funrl.train.run_dir import config_dict, config_hash
 from funrl.train.run_dir import prepare as prepare_run_dir
 from funrl.train.roles import Roles
@@ -92,7 +94,9 @@ class Trainer:
                 embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
                 rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
                 rewards = self.reward(step, rows, texts)  # reward pool → components + total
+                rows, embeds, rollout, texts, rewards, refill = self.refill(step, rows, embeds, rollout, texts, rewards)
                 adv, rows_kept, adv_metrics = self.advantage(step, rewards, rollout)  # driver → Eq. 1
+                adv_metrics.update(refill)
                 upd = self.update(step, embeds, rollout, adv, rows_kept)  # policy role → Eq. 2–3
                 self.weight_sync(step)  # policy → rollout engine
                 self.maybe_checkpoint(step)
@@ -129,6 +133,26 @@ class Trainer:
             samples = [rows[i // self.G] for i in range(len(texts))]
             group_ids = [i // self.G for i in range(len(texts))]
             return self.roles.score(texts, samples, group_ids, step)
+
+    def refill(self, step: int, rows, embeds, rollout, texts, rewards) -> tuple:
+        """DAPO dynamic sampling with refill (``algorithm.max_refill_rounds``): more rounds of B prompts
+        until B groups have rewards that differ; the step's batch is the first B such groups."""
+        a, B = self.cfg.algorithm, self.cfg.train.prompts_per_step
+        if not a.max_refill_rounds or len(informative_groups(rewards["total"], self.G)) >= B:
+            return rows, embeds, rollout, texts, rewards, {}
+        rounds = [(rows, ray.get(embeds), rollout, texts, rewards)]
+        while len(rounds) <= a.max_refill_rounds:
+            more = [self.rows[i] for i in self.sampler.next()]
+            ref = self.encode(step, more)
+            out, more_texts = self.rollout(step, ref)
+            rounds.append((more, ray.get(ref), out, more_texts, self.reward(step, more, more_texts)))
+            if sum(len(informative_groups(r[4]["total"], self.G)) for r in rounds) >= B:
+                break
+        found = sum(len(informative_groups(r[4]["total"], self.G)) for r in rounds)
+        rows, packed, rollout, texts, rewards = combine_rounds(rounds, self.G, B)
+        rewards["metrics"] = reward_stats(rewards["components"], rewards["total"], rewards["error_rates"])
+        stats = {"refill_rounds": float(len(rounds) - 1), "zero_variance_share": 1.0 - found / (B * len(rounds))}
+        return rows, ray.put(packed), rollout, texts, rewards, stats
 
     def advantage(self, step: int, rewards: dict, rollout) -> tuple[torch.Tensor, list[int], dict]:
         """Eq. 1 per group; with ``algorithm.filter_zero_variance_groups`` (DAPO dynamic sampling)

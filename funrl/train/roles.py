@@ -194,7 +194,7 @@ class Roles:
     # ------------------------------------------------------------------ phases
 
     def score(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int) -> dict:
-        """The reward pool on the step's completions: ``{"total", "components", "metrics"}``.
+        """The reward pool on the step's completions: ``{"total", "components", "error_rates", "metrics"}``.
 
         Each worker gets whole groups (a plugin may look at a group's completions together), and
         the step's reward metrics are computed once, on the merged lists
@@ -209,7 +209,8 @@ class Roles:
         total = [x for p in parts for x in p["total"]]
         names = parts[0]["components"].keys()
         comps = {c: [x for p in parts for x in p["components"][c]] for c in names}
-        return {"total": total, "components": comps, "metrics": reward_stats(comps, total, parts[0]["error_rates"])}
+        rates = parts[0]["error_rates"]
+        return {"total": total, "components": comps, "error_rates": rates, "metrics": reward_stats(comps, total, rates)}
 
     def shard(self, rows: list[int]) -> list[list[int]]:
         """Contiguous, near-equal slices of the step's rows, one per policy rank."""

@@ -22,3 +22,9 @@ def explode(completions, *, references, samples, group_ids, **kwargs):
     if 1 in group_ids:
         raise ZeroDivisionError("boom")
     return [0.0] * len(completions)
+
+
+def constant_on_even_ids(completions, *, references, samples, **kwargs):
+    """0 for every completion of a sample whose manifest id ends in an even digit (its group's
+    rewards are all equal), the completion's length otherwise (they differ, almost surely)."""
+    return [0.0 if int(s["id"][-1]) % 2 == 0 else float(len(c)) for c, s in zip(completions, samples)]

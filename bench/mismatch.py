@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import tempfile
+
+from funrl.rollout.tiny_llm import add_tiny_batch_args, tiny_batch
 
 
 def trainer_logprobs(folder, embeds, batch):
@@ -70,27 +71,19 @@ def make_engine(name: str, folder: str):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--prompts", type=int, default=4)
-    ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--prompt-len", type=int, default=48)
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=256)
+    add_tiny_batch_args(ap)
     ap.add_argument("--engines", default=None, help="default: hf-fp32,hf-bf16 and, where SGLang imports, sglang-bf16")
     args = ap.parse_args()
 
     import torch
 
     from funrl.rollout.protocol import SamplingParams
-    from funrl.rollout.tiny_llm import make_tiny_qwen3
 
     torch.set_num_threads(2)
     names = args.engines.split(",") if args.engines else (
         ["hf-fp32", "hf-bf16"] + (["sglang-bf16"] if importlib.util.find_spec("sglang") else []))
-    folder = str(make_tiny_qwen3(tempfile.mkdtemp(prefix="funrl-mismatch-"), layers=args.layers, hidden=args.hidden))
-    g = torch.Generator().manual_seed(0)
-    embeds = [(0.3 * torch.randn(args.prompt_len, args.hidden, generator=g)).to(torch.bfloat16).float()
-              for _ in range(args.prompts)]
+    folder, embeds = tiny_batch(args, prefix="funrl-mismatch-")
+    folder = str(folder)
     sp = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0)
     rows = []
     for name in names:

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import tempfile
 import time
+
+from funrl.rollout.tiny_llm import add_tiny_batch_args, tiny_batch
 
 
 def _timed(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
@@ -41,12 +42,7 @@ def _timed(fns: dict, repeats: int) -> dict[str, tuple[float, int]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--prompts", type=int, default=4)
-    ap.add_argument("--n", type=int, default=4)
-    ap.add_argument("--prompt-len", type=int, default=48)
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--hidden", type=int, default=256)
+    add_tiny_batch_args(ap)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--skip-hf", action="store_true")
@@ -57,13 +53,9 @@ def main() -> None:
     from funrl.rollout.config import SGLangConfig
     from funrl.rollout.protocol import SamplingParams
     from funrl.rollout.sglang_engine import SGLangEngine
-    from funrl.rollout.tiny_llm import make_tiny_qwen3
 
     torch.set_num_threads(1)
-    folder = make_tiny_qwen3(tempfile.mkdtemp(prefix="funrl-bench-"), layers=args.layers, hidden=args.hidden)
-    g = torch.Generator().manual_seed(0)
-    embeds = [(0.3 * torch.randn(args.prompt_len, args.hidden, generator=g)).to(torch.bfloat16).float()
-              for _ in range(args.prompts)]
+    folder, embeds = tiny_batch(args)
     # No stop_token_ids: both SGLang paths stop on the model's EOS only, and count tokens alike.
     sp = SamplingParams(temperature=1.0, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=None)
 

@@ -67,3 +67,27 @@ def make_tiny_qwen3(folder: str | Path, *, layers: int = 2, hidden: int = 64, se
     model.generation_config.eos_token_id = eos
     model.save_pretrained(str(folder))
     return folder
+
+
+def add_tiny_batch_args(ap) -> None:
+    """The engine benches' shared flags: batch shape and the tiny model's size."""
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--n", type=int, default=4)
+    ap.add_argument("--prompt-len", type=int, default=48)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=256)
+
+
+def tiny_batch(args, prefix: str = "funrl-bench-"):
+    """``(folder, embeds)``: a tiny random Qwen3 of ``args.layers`` x ``args.hidden`` written to a fresh
+    temporary folder and ``args.prompts`` prompt embeddings of ``args.prompt_len`` rows (bf16-exact)."""
+    import tempfile
+
+    import torch
+
+    folder = make_tiny_qwen3(tempfile.mkdtemp(prefix=prefix), layers=args.layers, hidden=args.hidden)
+    g = torch.Generator().manual_seed(0)
+    embeds = [(0.3 * torch.randn(args.prompt_len, args.hidden, generator=g)).to(torch.bfloat16).float()
+              for _ in range(args.prompts)]
+    return folder, embeds

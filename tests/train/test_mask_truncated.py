@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from funrl.config import load_config
-from funrl.train.driver import Trainer
-from funrl.train.metrics import read_metrics
+from tests.train.runs import train_to_end
 
 pytestmark = pytest.mark.slow
 
@@ -15,19 +13,13 @@ pytestmark = pytest.mark.slow
 def test_cut_completions_leave_the_update(tmp_path, tiny_corpus, tiny_model, ray_env):
     # stop on half the vocabulary, 3 tokens at most: some completions stop, some are cut
     stops = ",".join(str(i) for i in range(0, 200, 2))
-    cfg = load_config(None, [
+    run_dir, rows = train_to_end([
         f"run.output_dir={tmp_path}", "run.name=trunc", f"data.train_manifest={tiny_corpus / 'train.jsonl'}",
         f"model.path={tiny_model}", "train.steps=2", "train.prompts_per_step=2", "algorithm.group_size=4",
         "algorithm.mask_truncated=true", "algorithm.kl_coef=0", "rollout.max_new_tokens=3",
         f"rollout.stop_token_ids=[{stops}]", "policy.world_size=1", "checkpoint.every=0",
         "checkpoint.save_final=false", "cluster.num_cpus=2", "profile.enabled=false",
     ])
-    trainer = Trainer(cfg)
-    try:
-        trainer.run_steps()
-    finally:
-        trainer.finish()
-    rows = read_metrics(trainer.run_dir)
     assert len(rows) == 2
     for r in rows:
         cut = round(r["rollout/truncated_frac"] * 8)

@@ -59,10 +59,9 @@ def test_refill_needs_the_filter():
 
 @pytest.mark.slow
 def test_a_run_refills_until_every_group_teaches(tmp_path, tiny_corpus, tiny_model, ray_env):
-    from funrl.train.driver import Trainer
-    from funrl.train.metrics import read_metrics
+    from tests.train.runs import train_to_end
 
-    cfg = load_config(None, [
+    run_dir, rows = train_to_end([
         f"run.output_dir={tmp_path}", "run.name=refill", f"data.train_manifest={tiny_corpus / 'train.jsonl'}",
         f"model.path={tiny_model}", "train.steps=3", "train.prompts_per_step=2", "algorithm.group_size=2",
         f"rewards.components=[{{name: '{PLUGINS}:constant_on_even_ids'}}]", "algorithm.kl_coef=0",
@@ -70,13 +69,7 @@ def test_a_run_refills_until_every_group_teaches(tmp_path, tiny_corpus, tiny_mod
         "train.samples_every=1", "policy.world_size=1", "checkpoint.every=0", "checkpoint.save_final=false",
         "cluster.num_cpus=2", "profile.enabled=false",
     ])
-    trainer = Trainer(cfg)
-    try:
-        trainer.run_steps()
-    finally:
-        trainer.finish()
-    rows = read_metrics(trainer.run_dir)
-    recs = [json.loads(line) for line in (trainer.run_dir / "samples.jsonl").read_text().splitlines()]
+    recs = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert recs and all(int(r["id"][-1]) % 2 == 1 for r in recs)  # no group of an even id was kept
     assert all(len({s["reward"] for s in r["samples"]}) > 1 for r in recs)  # every kept group teaches
     refilled = [r for r in rows if "adv/refill_rounds" in r]

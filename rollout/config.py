@@ -57,6 +57,9 @@ class RolloutConfig(SamplingParams):
 
     engine: str = "hf"  # "hf" (transformers, CPU/GPU) or "sglang"
     bucket_mb: float = 512.0  # weight sync, any engine: tensors travel in buckets of at most this many MiB
+    # > 1: the step's prompts are generated in this many chunks, and each chunk's completions are
+    # scored by the reward pool while the next chunk generates (funrl/train/driver.py rollout_overlapped)
+    reward_overlap_chunks: int = 1
     sglang: SGLangConfig = field(default_factory=SGLangConfig)
 
     @property
@@ -74,6 +77,8 @@ class RolloutConfig(SamplingParams):
         check_value("rollout.sglang.weight_sync", self.sglang.weight_sync in ("tensor", "disk"), "'tensor' or 'disk'",
                     self.sglang.weight_sync)
         check_value("rollout.bucket_mb", self.bucket_mb > 0, "a positive size in MiB", self.bucket_mb)
+        check_value("rollout.reward_overlap_chunks", self.reward_overlap_chunks >= 1, "an integer >= 1 (1: no overlap)",
+                    self.reward_overlap_chunks)
         check_value("rollout.sglang.mem_fraction", 0.0 < self.sglang.mem_fraction <= 1.0, "a value in (0, 1]",
                     self.sglang.mem_fraction)
         check_value("rollout.temperature", self.temperature >= 0, "a number >= 0 (0 is greedy)", self.temperature)

@@ -40,6 +40,24 @@ class RolloutBatch:
     def num_tokens(self) -> int:
         return sum(len(t) for t in self.token_ids)
 
+    @classmethod
+    def concat(cls, batches: list["RolloutBatch"]) -> "RolloutBatch":
+        """One batch from batches of consecutive prompt chunks: rows in order, each batch's
+        ``prompt_index`` shifted past the prompts of the batches before it.
+
+        >>> a = RolloutBatch([[1], [2]], [[-0.1], [-0.2]], ["stop", "length"], [0, 0])
+        >>> RolloutBatch.concat([a, a]).prompt_index
+        [0, 0, 1, 1]
+        """
+        out = cls([], [], [], [])
+        for b in batches:
+            shift = max(out.prompt_index) + 1 if out.prompt_index else 0
+            out.token_ids += b.token_ids
+            out.logprobs += b.logprobs
+            out.finish_reasons += b.finish_reasons
+            out.prompt_index += [p + shift for p in b.prompt_index]
+        return out
+
 
 @runtime_checkable
 class RolloutEngine(Protocol):

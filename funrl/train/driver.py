@@ -30,6 +30,7 @@ from funrl.config import ConfigError, FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.rewards.combiner import reward_stats
+from funrl.rollout.protocol import RolloutBatch
 from funrl.train import checkpoint as ckpt
 from funrl.train.evaluation import eval_metrics, eval_utterances, improves, replace_folder, write_best
 from funrl.train.metrics import MetricsLogger, sample_records
@@ -92,8 +93,11 @@ class Trainer:
                 t0 = time.time()
                 rows = [self.rows[i] for i in self.sampler.next()]  # B manifest rows
                 embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
-                rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
-                rewards = self.reward(step, rows, texts)  # reward pool → components + total
+                if self.cfg.rollout.reward_overlap_chunks > 1:  # chunk k scored while chunk k+1 generates
+                    rollout, texts, rewards = self.rollout_overlapped(step, rows, embeds)
+                else:
+                    rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
+                    rewards = self.reward(step, rows, texts)  # reward pool → components + total
                 rows, embeds, rollout, texts, rewards, refill = self.refill(step, rows, embeds, rollout, texts, rewards)
                 adv, rows_kept, adv_metrics = self.advantage(step, rewards, rollout)  # driver → Eq. 1
                 adv_metrics.update(refill)
@@ -121,12 +125,38 @@ class Trainer:
                 ray.wait([ref], fetch_local=False)  # ready; stays in the object store
                 return ref
 
-    def rollout(self, step: int, embeds: ray.ObjectRef):
+    def sampling(self, step: int, chunk: int = 0):
         sampling = self.cfg.rollout.sampling()
-        sampling.seed = (self.cfg.rollout.seed if self.cfg.rollout.seed is not None else self.cfg.run.seed) * 100_003 + step
+        seed = self.cfg.rollout.seed if self.cfg.rollout.seed is not None else self.cfg.run.seed
+        sampling.seed = seed * 100_003 + step + 7_919 * chunk
+        return sampling
+
+    def rollout(self, step: int, embeds: ray.ObjectRef):
         with self.roles.own("rollout", step, self.prof):
             with self.phase("rollout", step=step):
-                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, sampling, step))
+                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, self.sampling(step), step))
+
+    def rollout_overlapped(self, step: int, rows: list[dict], embeds: ray.ObjectRef) -> tuple:
+        """``rollout.reward_overlap_chunks`` > 1: the prompts in consecutive chunks; each chunk's
+        completions go to the reward pool as soon as they exist, so scoring chunk k runs while chunk
+        k+1 generates. The rollout phase holds the overlapped scoring; the reward phase is what is
+        left to wait for after the last chunk. Chunk k samples with its own seed."""
+        k, B, G = self.cfg.rollout.reward_overlap_chunks, len(rows), self.G
+        chunks = [c for c in (list(range(j * B // k, (j + 1) * B // k)) for j in range(k)) if c]
+        batches, texts, pending = [], [], []
+        with self.roles.own("rollout", step, self.prof), self.phase("rollout", step=step):
+            for j, sel in enumerate(chunks):
+                ref = self.roles.rollout.generate.remote(embeds, G, self.sampling(step, j), step, sel)
+                batch, chunk_texts = self.roles.call(ref)
+                first = sel[0] * G  # the step's row of this chunk's first completion
+                samples = [rows[sel[i // G]] for i in range(len(chunk_texts))]
+                groups = [sel[i // G] for i in range(len(chunk_texts))]
+                pending += self.roles.score_submit(chunk_texts, samples, groups, step, offset=first)
+                batches.append(batch)
+                texts += chunk_texts
+        with self.phase("reward", step=step):
+            rewards = self.roles.score_merge(self.roles.wait_all(pending))
+        return RolloutBatch.concat(batches), texts, rewards
 
     def reward(self, step: int, rows: list[dict], texts: list[str]) -> dict:
         with self.phase("reward", step=step):

@@ -199,13 +199,20 @@ class Roles:
         Each worker gets whole groups (a plugin may look at a group's completions together), and
         the step's reward metrics are computed once, on the merged lists
         (:func:`funrl.rewards.combiner.reward_stats`)."""
+        return self.score_merge(self.wait_all(self.score_submit(texts, samples, group_ids, step)))
+
+    def score_submit(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int,
+                     offset: int = 0) -> list:
+        """Send rows ``offset ..`` of the step to the reward pool, whole groups per worker; refs
+        whose results, in order, :meth:`score_merge` takes (with those of other chunks after them)."""
+        bounds = group_bounds(group_ids, len(self.rewarders))
+        return [w.score.remote(texts[a:b], samples[a:b], group_ids[a:b], step, offset + a)
+                for w, (a, b) in zip(self.rewarders, bounds) if b > a]
+
+    def score_merge(self, parts: list[dict]) -> dict:
+        """The reward workers' results, in row order, as one step's rewards and metrics."""
         from funrl.rewards.combiner import reward_stats
 
-        bounds = group_bounds(group_ids, len(self.rewarders))
-        parts = self.wait_all([
-            w.score.remote(texts[a:b], samples[a:b], group_ids[a:b], step, a)
-            for w, (a, b) in zip(self.rewarders, bounds) if b > a
-        ])
         total = [x for p in parts for x in p["total"]]
         names = parts[0]["components"].keys()
         comps = {c: [x for p in parts for x in p["components"][c]] for c in names}

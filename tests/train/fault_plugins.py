@@ -28,3 +28,9 @@ def constant_on_even_ids(completions, *, references, samples, **kwargs):
     """0 for every completion of a sample whose manifest id ends in an even digit (its group's
     rewards are all equal), the completion's length otherwise (they differ, almost surely)."""
     return [0.0 if int(s["id"][-1]) % 2 == 0 else float(len(c)) for c, s in zip(completions, samples)]
+
+
+def length_on_odd_ids(completions, *, references, samples, **kwargs):
+    """A reward that is a known function of (completion, sample): the completion's length in
+    characters for odd ids, minus it for even ids (tests check rewards stay with their rows)."""
+    return [float(len(c)) * (1 if int(s["id"][-1]) % 2 else -1) for c, s in zip(completions, samples)]

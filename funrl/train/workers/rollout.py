@@ -47,10 +47,13 @@ class RolloutWorker(Worker):
         if not self.stop_ids:
             self.stop_ids = [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
 
-    def generate(self, prompt_embeds, n: int, sampling: SamplingParams, step: int):
+    def generate(self, prompt_embeds, n: int, sampling: SamplingParams, step: int, select: list[int] | None = None):
+        """``n`` samples for each prompt (those at ``select`` only, when given); ``(batch, texts)``."""
         from funrl.rollout.generation import decode
 
         prompt_embeds = prompt_tensors(prompt_embeds)
+        if select is not None:
+            prompt_embeds = [prompt_embeds[i] for i in select]
         if not sampling.stop_token_ids:
             sampling.stop_token_ids = list(self.stop_ids)
         with self.rec.span("rollout", step=step, prompts=len(prompt_embeds)) as s:

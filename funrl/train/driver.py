@@ -126,15 +126,18 @@ class Trainer:
                 return ref
 
     def sampling(self, step: int, chunk: int = 0):
+        """The step's sampling parameters; ``chunk`` > 0 (an overlapped chunk or a refill round) shifts the seed."""
         sampling = self.cfg.rollout.sampling()
         seed = self.cfg.rollout.seed if self.cfg.rollout.seed is not None else self.cfg.run.seed
         sampling.seed = seed * 100_003 + step + 7_919 * chunk
         return sampling
 
-    def rollout(self, step: int, embeds: ray.ObjectRef):
+    def rollout(self, step: int, embeds: ray.ObjectRef, draw: int = 0):
+        """``draw`` > 0: a refill round's own sampling seed (``refill``)."""
         with self.roles.own("rollout", step, self.prof):
             with self.phase("rollout", step=step):
-                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, self.sampling(step), step))
+                sampling = self.sampling(step, draw)
+                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, sampling, step))
 
     def rollout_overlapped(self, step: int, rows: list[dict], embeds: ray.ObjectRef) -> tuple:
         """``rollout.reward_overlap_chunks`` > 1: the prompts in consecutive chunks; each chunk's
@@ -174,7 +177,7 @@ class Trainer:
         while len(rounds) <= a.max_refill_rounds:
             more = [self.rows[i] for i in self.sampler.next()]
             ref = self.encode(step, more)
-            out, more_texts = self.rollout(step, ref)
+            out, more_texts = self.rollout(step, ref, draw=len(rounds))  # fresh noise for each round
             rounds.append((more, ray.get(ref), out, more_texts, self.reward(step, more, more_texts)))
             if sum(len(informative_groups(r[4]["total"], self.G)) for r in rounds) >= B:
                 break

@@ -206,8 +206,8 @@ def aggregate_loss(
     norm_length: Optional[int] = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """This micro-batch's share of the step loss under ``mode`` (see the module docstring), in
-    ``loss_mat``'s dtype: the counts (float64 after the all-reduce) are cast to it, exactly for
-    counts below 2**24 in fp32, so an fp32 loss is not promoted to float64.
+    ``loss_mat``'s dtype, at least fp32: the counts (float64 after the all-reduce) are cast to it
+    (exact below 2**24 in fp32), so an fp32 loss is not promoted to float64.
 
     Metrics: ``local_tokens`` and ``local_seqs`` (this micro-batch's counts).
     """
@@ -221,8 +221,9 @@ def aggregate_loss(
             )
     mask = mask.bool()
     masked = torch.where(mask, loss_mat, torch.zeros_like(loss_mat))  # [B, T]
-    global_num_tokens, global_num_seqs = (torch.as_tensor(c, dtype=loss_mat.dtype, device=loss_mat.device)
-                                          for c in (global_num_tokens, global_num_seqs))  # [], [] in the loss's dtype
+    dtype = torch.promote_types(loss_mat.dtype, torch.float32)  # never bf16 counts (inexact above 256)
+    global_num_tokens, global_num_seqs = (torch.as_tensor(c, dtype=dtype, device=loss_mat.device)
+                                          for c in (global_num_tokens, global_num_seqs))  # [], []
     if mode == "token-mean":
         loss = masked.sum() / global_num_tokens  # []
     elif mode == "seq-mean-token-mean":

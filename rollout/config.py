@@ -60,6 +60,9 @@ class RolloutConfig(SamplingParams):
     # > 1: the step's prompts are generated in this many chunks, and each chunk's completions are
     # scored by the reward pool while the next chunk generates (funrl/train/driver.py rollout_overlapped)
     reward_overlap_chunks: int = 1
+    # rollout engines (data parallel): a step's prompts are split across them; the weight sync
+    # gathers once and sends every engine the same buckets (funrl/train/workers/policy.py)
+    num_engines: int = 1
     sglang: SGLangConfig = field(default_factory=SGLangConfig)
 
     @property
@@ -76,6 +79,7 @@ class RolloutConfig(SamplingParams):
         check_value("rollout.engine", self.engine in ENGINES, f"one of {', '.join(ENGINES)}", self.engine)
         check_value("rollout.sglang.weight_sync", self.sglang.weight_sync in ("tensor", "disk"), "'tensor' or 'disk'",
                     self.sglang.weight_sync)
+        check_value("rollout.num_engines", self.num_engines >= 1, "an integer >= 1", self.num_engines)
         check_value("rollout.bucket_mb", self.bucket_mb > 0, "a positive size in MiB", self.bucket_mb)
         check_value("rollout.reward_overlap_chunks", self.reward_overlap_chunks >= 1, "an integer >= 1 (1: no overlap)",
                     self.reward_overlap_chunks)

@@ -51,6 +51,7 @@ def check_ranges(cfg: Any) -> None:
               c.best_metric)
     r = cfg.rewards
     _need("rewards.num_workers", r.num_workers >= 1, "an integer >= 1", r.num_workers)
+    _need("model.encoder_workers", cfg.model.encoder_workers >= 1, "an integer >= 1", cfg.model.encoder_workers)
     for i, spec in enumerate(r.components):
         _need(f"rewards.components.{i}.weight", _number(spec.weight), "a finite number", spec.weight)
     _check_cluster(cfg.cluster)
@@ -60,13 +61,16 @@ def _check_cluster(cl: Any) -> None:
     _need("cluster.torch_threads", cl.torch_threads >= 1, "an integer >= 1", cl.torch_threads)
     if cl.num_cpus is not None:
         _need("cluster.num_cpus", cl.num_cpus >= 1, "null or an integer >= 1", cl.num_cpus)
+    _need("cluster.gpus", cl.gpus in ("auto", "none"), "'auto' (GPUs when Ray reports them) or 'none'", cl.gpus)
     _need("cluster.placement_strategy", cl.placement_strategy in PLACEMENT_STRATEGIES,
           f"one of {', '.join(PLACEMENT_STRATEGIES)}", cl.placement_strategy)
     for role, res in cl.resources.items():
         _need(f"cluster.resources.{role}", role in ROLES, f"a role name ({', '.join(ROLES)})", role)
-        for name in ("num_cpus", "num_gpus"):
-            v = getattr(res, name)
-            _need(f"cluster.resources.{role}.{name}", _number(v) and v >= 0, "a finite number >= 0", v)
+        _need(f"cluster.resources.{role}.num_cpus", _number(res.num_cpus) and res.num_cpus >= 0,
+              "a finite number >= 0", res.num_cpus)
+        if res.num_gpus is not None:
+            _need(f"cluster.resources.{role}.num_gpus", _number(res.num_gpus) and 0 <= res.num_gpus <= 1,
+                  "null (the layout's share) or a fraction of one device in [0, 1]", res.num_gpus)
 
 
 # ----------------------------------------------------------------------------- runnable configs

@@ -94,3 +94,4 @@ class ModelConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     vocab_size: int = 400  # BPE size when the tokenizer is trained here
     ctc: bool = True  # CTC head on the encoder output (report §4.2.2 stage 5)
+    encoder_workers: int = 1  # GRPO: encoder-role actors; a step's prompts are split across them (data parallel)

@@ -22,6 +22,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from funrl.train.config import ClusterConfig, RoleResources
+from funrl.train.layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def ray_safe_env() -> None:
 
 
 def start_ray(cfg: ClusterConfig, run_dir: Path, roles: dict[str, int]) -> "PrivateSession | None":
-    """Start or join Ray. ``roles``: role name -> number of actors. Returns the private session
+    """Start or join Ray. ``roles``: role name -> number of actors (a private cluster gets at least
+    the CPUs their bundles ask for). Returns the private session
     that this call started (None when joining ``cluster.address`` or Ray was already up); end it
     with :meth:`PrivateSession.end` when the run ends, however it ends."""
     if ray.is_initialized():
@@ -42,7 +44,7 @@ def start_ray(cfg: ClusterConfig, run_dir: Path, roles: dict[str, int]) -> "Priv
     if cfg.address:
         ray.init(address=cfg.address, runtime_env=env, configure_logging=False, log_to_driver=True)
         return None
-    need = sum(_bundle(cfg, r).get("CPU", 0) * n for r, n in roles.items())
+    need = sum(cfg.resources.get(r, RoleResources()).num_cpus * n for r, n in roles.items())
     num_cpus = cfg.num_cpus or max(os.cpu_count() or 1, math.ceil(need))
     ray_session.end_orphans(run_dir)
     ray_env.force_loopback()
@@ -92,49 +94,41 @@ def _visible_gpus() -> int:
         return 0
 
 
-def _bundle(cfg: ClusterConfig, role: str) -> dict[str, float]:
-    res = cfg.resources.get(role, RoleResources())
-    b = {"CPU": float(res.num_cpus)}
-    if res.num_gpus:
-        b["GPU"] = float(res.num_gpus)
-    return b
+def ray_gpus() -> float:
+    """The GPUs the Ray cluster reports (logical: ``ray.init(num_gpus=2)`` counts)."""
+    return float(ray.cluster_resources().get("GPU", 0))
 
 
 @dataclass
 class Placement:
-    """One placement group; ``options(role, i)`` places the i-th actor of a role in its bundle."""
+    """One placement group; ``options(role, i)`` places the i-th actor of a role in its bundle and
+    asks for its slot's resources there (:mod:`funrl.train.layout`)."""
 
     group: object
-    index: dict[tuple[str, int], int]
+    layout: Layout
 
     def options(self, role: str, i: int = 0) -> dict:
+        slot = self.layout.slots[(role, i)]
         return {
+            "num_cpus": slot.num_cpus,
+            "num_gpus": slot.num_gpus,
             "scheduling_strategy": PlacementGroupSchedulingStrategy(
-                placement_group=self.group, placement_group_bundle_index=self.index[(role, i)]
-            )
+                placement_group=self.group, placement_group_bundle_index=slot.bundle
+            ),
         }
 
     def remove(self) -> None:
         remove_placement_group(self.group)
 
 
-def make_placement(cfg: ClusterConfig, roles: dict[str, int], timeout_s: float = 120) -> Placement:
-    bundles, index = [], {}
-    for role, n in roles.items():
-        for i in range(n):
-            index[(role, i)] = len(bundles)
-            bundles.append(_bundle(cfg, role))
+def make_placement(cfg: ClusterConfig, layout: Layout, timeout_s: float = 120) -> Placement:
+    bundles = layout.bundles
     pg = placement_group(bundles, strategy=cfg.placement_strategy)
     ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
     if not ready:
         raise RuntimeError(
             f"Ray could not place the actors within {timeout_s:.0f} s: bundles {bundles} exceed the "
-            f"cluster's resources {ray.cluster_resources()}; lower cluster.resources.<role>.num_cpus/num_gpus"
+            f"cluster's resources {ray.cluster_resources()}; lower cluster.resources.<role>.num_cpus/num_gpus "
+            "(or, on a cluster of several nodes, check each node's resources)"
         )
-    return Placement(pg, index)
-
-
-def role_resources(cfg: ClusterConfig, role: str) -> dict:
-    """``.options(...)`` kwargs asking for the role's resources (matching its bundle)."""
-    res = cfg.resources.get(role, RoleResources())
-    return {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
+    return Placement(pg, layout)

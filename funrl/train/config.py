@@ -23,7 +23,9 @@ class RoleResources:
     """Ray resources of one actor of a role (a placement-group bundle)."""
 
     num_cpus: float = 0.25
-    num_gpus: float = 0.0
+    # a fraction of one device for the GPU roles, which share it (funrl/train/layout.py); null: the
+    # layout's default (encoder 0.2, rollout 0.4, policy 0.4) when Ray reports GPUs, else none
+    num_gpus: Optional[float] = None
 
 
 def _default_resources() -> Dict[str, RoleResources]:
@@ -41,13 +43,14 @@ class ClusterConfig:
 
     ``address``: "" starts a private local cluster inside the run directory (loopback only, no
     dashboard, usage stats off); "auto" or "host:port" joins one started with ``ray start``.
-    ``resources``: one bundle per actor of each role (encoder, rollout, policy × world_size,
-    reward × rewards.num_workers), all in one placement group. Colocated GPU roles share devices:
-    give each GPU role a fraction (e.g. 0.3) so they fit on the same GPU, and the driver grants
-    the device to one role at a time.
+    ``gpus``: "auto" puts the GPU roles (encoder, rollout, policy) on GPUs whenever Ray reports
+    some: one device per policy rank, shared by that rank, one rollout engine and one encoder
+    worker, which take turns (:mod:`funrl.train.layout`); "none" keeps every role on the CPU.
+    ``resources``: what each actor of a role asks for (its CPUs; its fraction of the shared device).
     """
 
     address: str = ""
+    gpus: str = "auto"  # "auto": GPUs when Ray reports them; "none": CPU only
     num_cpus: Optional[int] = None  # logical CPUs of a private cluster (default: enough for the bundles)
     resources: Dict[str, RoleResources] = field(default_factory=_default_resources)
     torch_threads: int = 1  # intra-op threads per actor (roles take turns, so 1-2 on small CPUs)

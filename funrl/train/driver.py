@@ -118,12 +118,11 @@ class Trainer:
             yield
         self._phase[name] = self._phase.get(name, 0.0) + time.time() - t
 
-    def encode(self, step: int, rows: list[dict]) -> ray.ObjectRef:
+    def encode(self, step: int, rows: list[dict]):
+        """Prompt embeddings, left in the object store (a ref, or one per encoder worker)."""
         with self.roles.own("encoder", step, self.prof):
             with self.phase("encode", step=step):
-                ref = self.roles.encoder.encode.remote(rows, step)
-                ray.wait([ref], fetch_local=False)  # ready; stays in the object store
-                return ref
+                return self.roles.encode(rows, step)
 
     def sampling(self, step: int, chunk: int = 0):
         """The step's sampling parameters; ``chunk`` > 0 (an overlapped chunk or a refill round) shifts the seed."""
@@ -136,8 +135,7 @@ class Trainer:
         """``draw`` > 0: a refill round's own sampling seed (``refill``)."""
         with self.roles.own("rollout", step, self.prof):
             with self.phase("rollout", step=step):
-                sampling = self.sampling(step, draw)
-                return self.roles.call(self.roles.rollout.generate.remote(embeds, self.G, sampling, step))
+                return self.roles.generate(embeds, self.cfg.train.prompts_per_step, self.G, self.sampling(step, draw), step)
 
     def rollout_overlapped(self, step: int, rows: list[dict], embeds: ray.ObjectRef) -> tuple:
         """``rollout.reward_overlap_chunks`` > 1: the prompts in consecutive chunks; each chunk's
@@ -149,8 +147,7 @@ class Trainer:
         batches, texts, pending = [], [], []
         with self.roles.own("rollout", step, self.prof), self.phase("rollout", step=step):
             for j, sel in enumerate(chunks):
-                ref = self.roles.rollout.generate.remote(embeds, G, self.sampling(step, j), step, sel)
-                batch, chunk_texts = self.roles.call(ref)
+                batch, chunk_texts = self.roles.generate(embeds, B, G, self.sampling(step, j), step, sel)
                 first = sel[0] * G  # the step's row of this chunk's first completion
                 samples = [rows[sel[i // G]] for i in range(len(chunk_texts))]
                 groups = [sel[i // G] for i in range(len(chunk_texts))]
@@ -235,10 +232,9 @@ class Trainer:
             return {}
         greedy = dataclasses.replace(self.cfg.rollout.sampling(), temperature=0.0)
         with self.roles.own("encoder", step, self.prof), self.phase("eval", step=step):
-            embeds = self.roles.encoder.encode.remote(self.eval_rows, step)
-            ray.wait([embeds], fetch_local=False)
+            embeds = self.roles.encode(self.eval_rows, step)
         with self.roles.own("rollout", step, self.prof), self.phase("eval", step=step):
-            _, hyps = self.roles.call(self.roles.rollout.generate.remote(embeds, 1, greedy, step))
+            _, hyps = self.roles.generate(embeds, len(self.eval_rows), 1, greedy, step)
             ev = eval_metrics(hyps, self.eval_rows)
         metric = self.cfg.checkpoint.best_metric
         if metric and improves(metric, ev[metric], self.best):

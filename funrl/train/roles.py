@@ -15,6 +15,7 @@ CPU-only run there is nothing to hand over: the grants are recorded, the wake/sl
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import shutil
@@ -29,11 +30,10 @@ import torch
 from ray.exceptions import RayActorError, RayTaskError
 
 from funrl.rewards.protocol import RewardError
-from funrl.train.cluster import make_placement, role_resources, start_ray
+from funrl.train.cluster import make_placement, ray_gpus, start_ray
+from funrl.train.layout import plan, role_counts
 
 log = logging.getLogger(__name__)
-
-GPU_ROLES = ("encoder", "rollout", "policy")
 
 
 class WorkerDied(RuntimeError):
@@ -55,13 +55,15 @@ class Roles:
     def __init__(self, cfg, run_dir: Path):
         self.cfg = cfg
         self.run_dir = run_dir
-        gpu = any(cfg.cluster.resources[r].num_gpus > 0 for r in GPU_ROLES if r in cfg.cluster.resources)
-        self.device = "cuda" if gpu else "cpu"
-        specs = self._specs(cfg)
+        counts = role_counts(cfg)
         self.started_ray = not ray.is_initialized()
-        self.session = start_ray(cfg.cluster, run_dir, {s.role: s.count for s in specs})  # None unless private
+        self.session = start_ray(cfg.cluster, run_dir, counts)  # None unless private
         try:
-            self._start(cfg, specs)
+            self.layout = plan(cfg, ray_gpus())  # GPU roles on GPUs when Ray reports them
+            for note in self.layout.notes:
+                log.info(note)
+            self.device = self.layout.device
+            self._start(cfg, self._specs(cfg))
         except BaseException:
             self.end_ray()
             raise
@@ -73,26 +75,30 @@ class Roles:
         from funrl.train.workers.reward import RewardWorker
         from funrl.train.workers.rollout import RolloutWorker
 
-        ws, dev, th, prof, model = cfg.policy.world_size, self.device, cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
+        ws, th, prof, model = cfg.policy.world_size, cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
+        n = self.layout.counts
+        dev = lambda role, i: self.layout.slots[(role, i)].device  # noqa: E731
         llm_dir = str(text_lm_folder(model, self.run_dir))  # the text side as a plain causal-LM folder
         return [
-            RoleSpec("encoder", EncoderWorker, 1, lambda i: (model, dev, th, prof, cfg.model.prompt)),
-            RoleSpec("rollout", RolloutWorker, 1, lambda i: (cfg.rollout, llm_dir, dev, th, prof, cfg.run.seed)),
-            RoleSpec("reward", RewardWorker, cfg.rewards.num_workers, lambda i: (cfg.rewards, 1, prof)),
-            RoleSpec("policy", PolicyActor, ws, lambda r: (cfg, r, ws, dev, th, prof)),
+            RoleSpec("encoder", EncoderWorker, n["encoder"],
+                     lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt)),
+            RoleSpec("rollout", RolloutWorker, n["rollout"],
+                     lambda i: (cfg.rollout, llm_dir, dev("rollout", i), th, prof, cfg.run.seed + 1_000_003 * i)),
+            RoleSpec("reward", RewardWorker, n["reward"], lambda i: (cfg.rewards, 1, prof)),
+            RoleSpec("policy", PolicyActor, ws, lambda r: (cfg, r, ws, dev("policy", r), th, prof)),
         ]
 
     def _start(self, cfg, specs: list[RoleSpec]) -> None:
-        self.placement = make_placement(cfg.cluster, {s.role: s.count for s in specs})
+        self.placement = make_placement(cfg.cluster, self.layout)
         self.actors: dict[str, list] = {}
         self.names: dict[Any, str] = {}
         for s in specs:
-            opts = lambda i: {**role_resources(cfg.cluster, s.role), **self.placement.options(s.role, i),  # noqa: E731
-                              "max_restarts": 0}
+            opts = lambda i: {**self.placement.options(s.role, i), "max_restarts": 0}  # noqa: E731
             self.actors[s.role] = [ray.remote(s.cls).options(**opts(i)).remote(f"{s.role}{i}", *s.args(i))
                                    for i in range(s.count)]
             self.names.update({a: f"{s.role}{i}" for i, a in enumerate(self.actors[s.role])})
-        (self.encoder,), (self.rollout,) = self.actors["encoder"], self.actors["rollout"]
+        self.encoders, self.engines = self.actors["encoder"], self.actors["rollout"]
+        self.encoder, self.rollout = self.encoders[0], self.engines[0]  # the first of each (tests, inspection)
         self.rewarders, self.policy = self.actors["reward"], self.actors["policy"]
         self.wait_all([a.ping.remote() for a in self.names])
         addr = self._rendezvous()
@@ -163,8 +169,8 @@ class Roles:
     # ------------------------------------------------------------------ device ownership
 
     def _actors(self, role: str) -> list:
-        return {"encoder": [self.encoder], "rollout": [self.rollout], "policy": self.policy,
-                "weight_sync": [*self.policy, self.rollout]}[role]
+        return {"encoder": self.encoders, "rollout": self.engines, "policy": self.policy,
+                "weight_sync": [*self.policy, *self.engines]}[role]
 
     @contextlib.contextmanager
     def own(self, role: str, step: int, prof) -> Iterator[None]:
@@ -179,7 +185,7 @@ class Roles:
                 self.wait_all([a.sleep.remote(step) for a in actors])
 
     def asleep_all(self) -> None:
-        self.wait_all([a.sleep.remote(None) for a in [self.encoder, self.rollout, *self.policy]])
+        self.wait_all([a.sleep.remote(None) for a in [*self.encoders, *self.engines, *self.policy]])
 
     def request_spans(self) -> list:
         """Ask every actor for its recorded spans without waiting (:meth:`collect_spans` takes them)."""
@@ -192,6 +198,32 @@ class Roles:
         return [s for spans in self.wait_all(refs) for s in spans]
 
     # ------------------------------------------------------------------ phases
+
+    def encode(self, rows: list[dict], step: int):
+        """Prompt embeddings of ``rows``, left in the object store: one ref (one encoder worker) or
+        a list of refs, one per worker's contiguous slice, in order (``model.encoder_workers``);
+        :func:`funrl.train.workers.base.prompt_tensors` reads either."""
+        parts = [p for p in split(list(range(len(rows))), len(self.encoders)) if p]
+        refs = [w.encode.remote([rows[i] for i in part], step) for w, part in zip(self.encoders, parts)]
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)  # ready; stays in the object store
+        return refs[0] if len(refs) == 1 else refs
+
+    def generate(self, embeds, num_prompts: int, n: int, sampling, step: int, select: list[int] | None = None):
+        """``n`` completions for each prompt (those at ``select``, when given), the prompts split
+        across the rollout engines in contiguous slices (``rollout.num_engines``); engine ``e``
+        samples with ``seed + 104_729·e``. ``(batch, texts)`` in prompt order."""
+        from funrl.rollout.protocol import RolloutBatch
+
+        if len(self.engines) == 1:
+            return self.call(self.engines[0].generate.remote(embeds, n, sampling, step, select))
+        sel = list(range(num_prompts)) if select is None else list(select)
+        refs = []
+        for e, (eng, part) in enumerate(zip(self.engines, split(sel, len(self.engines)))):
+            if part:
+                seed = None if sampling.seed is None else sampling.seed + 104_729 * e
+                refs.append(eng.generate.remote(embeds, n, dataclasses.replace(sampling, seed=seed), step, part))
+        results = self.wait_all(refs)
+        return RolloutBatch.concat([b for b, _ in results]), [t for _, texts in results for t in texts]
 
     def score(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int) -> dict:
         """The reward pool on the step's completions: ``{"total", "components", "error_rates", "metrics"}``.
@@ -221,8 +253,7 @@ class Roles:
 
     def shard(self, rows: list[int]) -> list[list[int]]:
         """Contiguous, near-equal slices of the step's rows, one per policy rank."""
-        ws, n = len(self.policy), len(rows)
-        return [rows[r * n // ws : (r + 1) * n // ws] for r in range(ws)]
+        return split(rows, len(self.policy))
 
     def policy_logprobs(self, step: int, embeds, rollout, rows: list[int], which: str) -> list:
         """Old or reference log-probs, kept on the policy ranks for the update (refs to wait on)."""
@@ -234,7 +265,8 @@ class Roles:
         return [p.update.remote(step, embeds, rollout, adv, idx) for p, idx in zip(self.policy, self.shard(rows))]
 
     def sync_weights(self, step: int) -> None:
-        self.wait_all([p.push_weights.remote(self.rollout, self.cfg.rollout.bucket_bytes, step) for p in self.policy])
+        """The policy's weights to every rollout engine: gathered once, each bucket sent to all engines."""
+        self.wait_all([p.push_weights.remote(self.engines, self.cfg.rollout.bucket_bytes, step) for p in self.policy])
 
     def save_policy(self, folder: Path) -> None:
         self.wait_all([p.save.remote(str(folder)) for p in self.policy])
@@ -256,12 +288,22 @@ class Roles:
         if getattr(self, "_dist_dir", None):
             shutil.rmtree(self._dist_dir, ignore_errors=True)
         with contextlib.suppress(Exception):
-            ray.get(self.rollout.shutdown.remote(), timeout=30)
+            ray.get([e.shutdown.remote() for e in self.engines], timeout=30)
         for a in self.names:
             with contextlib.suppress(Exception):
                 ray.kill(a)
         with contextlib.suppress(Exception):
             self.placement.remove()
+
+
+def split(items: list, k: int) -> list[list]:
+    """``k`` contiguous, near-equal slices of ``items`` (empty ones when there are fewer than ``k``).
+
+    >>> split([0, 1, 2, 3, 4], 2)
+    [[0, 1], [2, 3, 4]]
+    """
+    n = len(items)
+    return [items[j * n // k : (j + 1) * n // k] for j in range(k)]
 
 
 def group_bounds(group_ids: list[int], k: int) -> list[tuple[int, int]]:

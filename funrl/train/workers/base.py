@@ -28,6 +28,12 @@ class Worker:
 
 def prompt_tensors(embeds) -> list:
     """``[L_i, H]`` tensors out of the encoder's :class:`funrl.train.transport.PackedTensors` (one
-    byte buffer: Ray hands it over zero-copy, sooner than a list of tensors). The
+    byte buffer: Ray hands it over zero-copy, sooner than a list of tensors), or out of a list of
+    them, or of refs to them, in order (one per encoder worker: ``model.encoder_workers``). The
     tensors are read-only views: copy before writing."""
+    if isinstance(embeds, (list, tuple)):
+        import ray
+
+        parts = [ray.get(p) if isinstance(p, ray.ObjectRef) else p for p in embeds]
+        return [t for p in parts for _, t in p.tensors()]
     return [t for _, t in embeds.tensors()]

@@ -83,33 +83,40 @@ class PolicyActor(Worker):
         self.cache = {}
         return metrics
 
-    def push_weights(self, rollout_actor, bucket_bytes: int, step: int) -> int:
-        """All ranks gather what trains; rank 0 sends each bucket to the rollout engine. Returns bytes sent.
+    def push_weights(self, engines, bucket_bytes: int, step: int) -> int:
+        """All ranks gather what trains, once; rank 0 sends each bucket to every rollout engine.
+        Returns the bytes of one copy of the update.
 
         What: :meth:`funrl.policy.fsdp_worker.PolicyWorker.export_update` (LoRA: the adapter only;
-        full fine-tuning: the parameters that train). How: :func:`send_buckets`, through shared
-        memory when the rollout actor is on this node, else packed through the object store.
+        full fine-tuning: the parameters that train). How: :func:`send_buckets`: engines on this
+        node read it through shared memory, the others one object-store copy of each bucket.
         """
+        engines = list(engines) if isinstance(engines, (list, tuple)) else [engines]
         sent = 0
-        with self.rec.span("weight_sync", step=step) as s:
+        with self.rec.span("weight_sync", step=step, engines=len(engines)) as s:
             stream = self.worker.export_update(bucket_bytes)
             if self.rank == 0:
-                sent = send_buckets(stream, rollout_actor, step, self._channel(rollout_actor))
-                s.args["transport"] = "shm" if self._chan else "packed"
+                chan, local = self._channel(engines)
+                sent = send_buckets(stream, engines, step, chan, local)
+                s.args["transport"] = "shm" if all(local) else "packed" if not any(local) else "shm+packed"
             else:
                 for _ in stream:  # the gathers are collective: every rank walks the whole stream
                     pass
             s.args["bytes"] = sent
         return sent
 
-    def _channel(self, rollout_actor):
-        """A :class:`ShmChannel` if the rollout actor shares this node and it has /dev/shm, else None (asked once)."""
+    def _channel(self, engines: list) -> tuple:
+        """``(ShmChannel or None, [engine on this node?])``: shared memory for the engines on this
+        node when it has /dev/shm (asked once)."""
         if not hasattr(self, "_chan"):
             from funrl.train.transport import ShmChannel, shm_available
 
-            same = ray.get(rollout_actor.node_id.remote()) == ray.get_runtime_context().get_node_id()
-            self._chan = ShmChannel(self.cfg.run.name) if same and shm_available() else None
-        return self._chan
+            here = ray.get_runtime_context().get_node_id()
+            self._local = [n == here for n in ray.get([e.node_id.remote() for e in engines])]
+            use = any(self._local) and shm_available()
+            self._chan = ShmChannel(self.cfg.run.name) if use else None
+            self._local = [x and use for x in self._local]
+        return self._chan, self._local
 
     # ---- inspection (tests, debugging); collective like everything on this actor
     def exported(self) -> list[dict[str, torch.Tensor]]:
@@ -171,27 +178,36 @@ class PolicyActor(Worker):
             self.worker.wake()
 
 
-def send_buckets(stream, rollout_actor, step: int, channel=None) -> int:
-    """Send ``(kind, bucket)`` pairs to ``rollout_actor.update_weights``, pipelined; returns bytes sent.
+def send_buckets(stream, engines, step: int, channel=None, local: list[bool] | None = None) -> int:
+    """Send ``(kind, bucket)`` pairs to each engine's ``update_weights``, pipelined; returns the
+    bytes of one copy (each bucket is gathered once, whatever the number of engines).
 
-    With a :class:`funrl.train.transport.ShmChannel`, bucket k goes into region ``k % 2`` and only
-    its table crosses Ray: the call for bucket k is sent without waiting, the next bucket is
-    gathered (``stream``) while the engine loads k, and a region is rewritten only after the call
-    that read it has returned; then the region files are unlinked (the mappings live on). Without
-    one, each bucket is packed into the object store
-    (:class:`funrl.train.transport.PackedTensors`), equally pipelined.
+    ``engines``: one rollout actor or a list. ``local[i]``: engine ``i`` reads through ``channel``,
+    a :class:`funrl.train.transport.ShmChannel` (default: all of them when a channel is given).
+    Bucket k goes into region ``k % 2`` and only its table crosses Ray; the calls for bucket k are
+    sent without waiting, the next bucket is gathered (``stream``) while the engines load k, and a
+    region is rewritten only after every call that read it has returned; then the region files are
+    unlinked (the mappings live on). The other engines get the bucket packed
+    (:class:`funrl.train.transport.PackedTensors`) and put into the object store once: one copy,
+    the same reference to each, equally pipelined.
     """
     from funrl.train.transport import PackedTensors
 
+    engines = list(engines) if isinstance(engines, (list, tuple)) else [engines]
+    local = [channel is not None] * len(engines) if local is None else list(local)
+    if any(local) and channel is None:
+        raise ValueError("send_buckets: local engines need a channel")
     sent, pending = 0, {}
     for k, (kind, bucket) in enumerate(stream):
         slot = k % 2
         if slot in pending:
-            ray.get(pending.pop(slot))  # the engine is done with this region
-        payload = channel.write(slot, bucket) if channel is not None else PackedTensors.pack(bucket)
-        pending[slot] = rollout_actor.update_weights.remote(payload, step, kind)
-        sent += payload.nbytes
-    ray.get(list(pending.values()))
-    if channel is not None:
-        channel.unlink()  # the receiver has mapped every region: no file is left to orphan
+            ray.get(pending.pop(slot))  # the engines are done with this region
+        table = channel.write(slot, bucket) if any(local) else None
+        packed = PackedTensors.pack(bucket) if not all(local) else None
+        ref = ray.put(packed) if packed is not None and len(engines) > 1 else packed  # one copy for all
+        pending[slot] = [e.update_weights.remote(table if loc else ref, step, kind) for e, loc in zip(engines, local)]
+        sent += (table or packed).nbytes
+    ray.get([r for refs in pending.values() for r in refs])
+    if channel is not None and any(local):
+        channel.unlink()  # the receivers have mapped every region: no file is left to orphan
     return sent

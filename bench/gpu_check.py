@@ -1,9 +1,25 @@
-"""The Python half of bench/gpu_check.sh (run that script: it picks the SGLang env's python)."""
+"""GPU check of the SGLang rollout engine: sleep/wake (release/resume_memory_occupation), weight-sync
+time, and memory per phase, printed as one table (``bash bench/gpu_check.sh`` runs it among the
+other GPU checks, as its ``sglang`` row).
 
+    $SGLANG_PY bench/gpu_check.py [LLM_DIR] [BUCKET_MB]
+
+LLM_DIR: a Hugging Face causal-LM folder (e.g. a funrl model's llm/); empty: a random Qwen3 of
+Qwen3-0.6B's shape built on the fly (no download). Columns per phase: seconds; this process's peak
+allocated CUDA memory in the phase (torch.cuda.max_memory_allocated, reset before each phase: it
+sees the weights the trainer side holds, not SGLang's scheduler process); and device memory in use
+after the phase (torch.cuda.mem_get_info, all processes: shows what release/resume free). With
+``$OUT`` set the rows also go to ``$OUT/gpu_check.json``. GPU install: the SGLang env must also hold
+torch_memory_saver and the kernels SGLang's GPU path imports (flashinfer-python etc.: see the README).
+"""
+
+import json
+import os
 import sys
 import tempfile
 import time
 
+import _standalone  # noqa: F401  (funrl from this checkout where the SGLang env lacks it)
 import torch
 
 from funrl.rollout.config import SGLangConfig
@@ -12,7 +28,8 @@ from funrl.rollout.sglang_engine import SGLangEngine
 
 
 def main():
-    model_dir, bucket_mb = sys.argv[1], float(sys.argv[2])
+    model_dir = sys.argv[1] if len(sys.argv) > 1 else ""
+    bucket_mb = float(sys.argv[2]) if len(sys.argv) > 2 else 512.0
     if not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device visible; this check needs an NVIDIA GPU")
     if not model_dir:
@@ -67,6 +84,10 @@ def main():
     print(f"{'phase':<22}{'seconds':>9}{'peak alloc GiB':>16}{'device used GiB':>17}  note")
     for name, s, peak, used, note in rows:
         print(f"{name:<22}{s:>9.2f}{peak:>16.2f}{used:>17.2f}  {note}")
+    if os.environ.get("OUT"):
+        keys = ("phase", "seconds", "peak_alloc_gib", "device_used_gib", "note")
+        with open(os.path.join(os.environ["OUT"], "gpu_check.json"), "w") as f:
+            json.dump([dict(zip(keys, r)) for r in rows], f, indent=1)
 
 
 if __name__ == "__main__":

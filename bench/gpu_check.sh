@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
-# GPU check of the SGLang rollout engine: sleep/wake (release/resume_memory_occupation), weight-sync
-# time, and memory per phase, printed as one table. Needs a machine with an NVIDIA GPU; it cannot
-# run on the CPU-only development machines (there sleep/wake are no-ops by design).
+# The one script to run when an NVIDIA GPU is at hand: every GPU check of funrl, one table.
 #
-#   bash bench/gpu_check.sh [MODEL_DIR] [BUCKET_MB]
+#   bash bench/gpu_check.sh [--only demo,bf16,sync,sglang,real] [--dry-run] [--time-limit S] [...]
 #
-# MODEL_DIR: a Hugging Face causal-LM folder (e.g. a funrl model's llm/); default: a random Qwen3
-# of Qwen3-0.6B's shape built on the fly (no download). Columns per phase: seconds; this process's
-# peak allocated CUDA memory in the phase (torch.cuda.max_memory_allocated, reset before each phase:
-# it sees the weights the trainer side holds, not SGLang's scheduler process); and device memory
-# in use after the phase (torch.cuda.mem_get_info, all processes: shows what release/resume free).
-# GPU install: the SGLang env must also hold torch_memory_saver (pip install torch_memory_saver)
-# and the kernels SGLang's GPU path imports (flashinfer-python etc.: see the README).
+# Runs bench/gpu_check_all.py (its --help lists the checks and columns): the demo GRPO run
+# (s/step by phase, wake/sleep costs, device grants), the same in bf16, the weight sync of the
+# Qwen3-0.6B body, SGLang release/resume (under the SGLang env's python: $SGLANG_PY, else
+# rollout/sglang_env.sh's), and Fun-ASR-Nano at its published size (random weights) for 3 steps.
+# Each check runs in its own process with a timeout; a failing one shows FAIL and its first error
+# line, and the table still prints. Exit status: 0 all passed, 1 some failed, 2 no GPU.
+#
+# Python: $PYTHON, else the first of .venv/bin/python, python3, python whose torch sees CUDA
+# (else the first that has torch, which then says that it needs a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SGLANG_PY="$(bash rollout/sglang_env.sh | tail -1)"
-exec "$SGLANG_PY" bench/gpu_check.py "${1:-}" "${2:-512}"
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for c in .venv/bin/python python3 python; do
+    command -v "$c" >/dev/null 2>&1 || continue
+    ok="$("$c" -c 'import torch; print(torch.cuda.is_available())' 2>/dev/null || true)"
+    if [ "$ok" = "True" ]; then PY="$c"; break; fi
+    if [ -n "$ok" ] && [ -z "${first:-}" ]; then first="$c"; fi
+  done
+  PY="${PY:-${first:-}}"
+fi
+if [ -z "$PY" ]; then
+  echo "gpu_check: no python with torch found (set PYTHON=/path/to/python)" >&2
+  exit 2
+fi
+exec "$PY" bench/gpu_check_all.py "$@"

@@ -1,0 +1,71 @@
+"""bench/gpu_check_all.py without a GPU: the guard, the dry run, and a failing check in the table."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import gpu_check_all as g  # noqa: E402
+
+
+def test_dry_run_lists_every_check_with_the_gpu_overrides(capsys, tmp_path):
+    assert g.main(["--dry-run", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    names = [line[2:].split(" (")[0] for line in out.splitlines() if line.startswith("# ") and "timeout" in line]
+    assert names == ["corpus", "demo fp32", "demo bf16", "weight sync 0.6B", "sglang", "real-size build", "real-size"]
+    trains = [line for line in out.splitlines() if " -m funrl train " in line]
+    assert len(trains) == 3 and all("cluster.resources.rollout.num_gpus=0.4" in t for t in trains)
+    assert sum("policy.param_dtype=bfloat16" in t for t in trains) == 1
+    assert "examples/fun_asr_nano_grpo.yaml" in trains[2] and "train.steps=3" in trains[2]
+    assert not (tmp_path / "logs").exists()  # nothing ran
+
+
+def test_only_adds_what_a_check_needs_and_rejects_unknown_names(capsys, tmp_path):
+    g.main(["--dry-run", "--only", "bf16", "--work", str(tmp_path)])
+    assert [x for x in capsys.readouterr().out.splitlines() if x.startswith("# ") and "timeout" in x] == [
+        "# corpus (timeout 240 s)", "# demo bf16 (timeout 300 s, needs corpus)"]
+    with pytest.raises(SystemExit, match="--only gpu: not a check"):
+        g.main(["--dry-run", "--only", "gpu"])
+
+
+def test_without_a_gpu_one_message_and_exit_2(monkeypatch, capsys):
+    monkeypatch.setattr(g, "gpu_problem", lambda: g.NO_GPU)
+    assert g.main(["--only", "sync"]) == 2
+    err = capsys.readouterr().err
+    assert err == "gpu_check: needs an NVIDIA GPU: torch.cuda.is_available() is False\n"
+
+
+def test_a_failing_check_shows_its_first_error_line_and_the_rest_still_run(monkeypatch, capsys, tmp_path):
+    crash = "import sys; print('loading'); print('Traceback (most recent call last):'); sys.exit('ValueError: bad key x')"
+
+    def fake_checks(a):
+        return [g.Check("broken", [sys.executable, "-c", crash], 30, keys=("broken",)),
+                g.Check("after", [sys.executable, "-c", "print('fine')"], 30, keys=("after",)),
+                g.Check("needs broken", [sys.executable, "-c", "pass"], 30, keys=("x",), needs=("broken",))]
+
+    monkeypatch.setattr(g, "checks", fake_checks)
+    monkeypatch.delenv("OUT", raising=False)
+    assert g.main(["--cpu", "--work", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    table = out[out.index("check "):]
+    assert "broken" in table and "FAIL  exit 1: ValueError: bad key x" in table
+    assert [r["status"] for r in json.loads((tmp_path / "logs" / "gpu_check_all.json").read_text())] == ["FAIL", "ok", "SKIP"]
+    assert "1 check(s) failed: broken" in out
+
+
+def test_sglang_release_that_frees_nothing_fails_and_slow_sync_is_flagged(tmp_path):
+    c = g.Check("sglang", [], 1)
+    c.out = tmp_path
+    rows = [{"phase": p, "seconds": 1.0, "peak_alloc_gib": 1.0, "device_used_gib": used, "note": ""}
+            for p, used in (("generate", 30.0), ("sleep (release)", 30.0), ("wake (resume)", 30.0))]
+    (tmp_path / "gpu_check.json").write_text(json.dumps(rows))
+    with pytest.raises(g.CheckFailed, match="release freed 0.00 GiB") as e:
+        g.sglang_rows(c)
+    assert [r.check.strip() for r in e.value.rows][-1] == "release frees"
+    sync = [{"mode": m, "path": "new, shm", "s": s, "same_weights": True} for m, s in (("lora", 0.08), ("full", 0.35))]
+    (tmp_path / "gpu_sync_check.json").write_text(json.dumps(sync + [{"mode": "pinned", "sender": 2}]))
+    assert [r.status for r in g.sync_rows(c)] == ["ok", "SLOW"]

@@ -30,9 +30,10 @@ check runs; ``n/a`` without it), ``status`` and a note. Logs go to ``$OUT/gpu_ch
 is set (the device tool brings them back), else to ``WORK/logs``; the table also goes to
 ``gpu_check_all.json`` beside them.
 
-GPU roles: until the layout gives the GPU roles their GPUs by itself, the train checks pass
-``cluster.resources.{encoder,rollout,policy}.num_gpus=0.2/0.4/0.4`` (``--no-gpu-overrides`` drops
-them). A device session is short: ``--time-limit`` (default 570 s) skips the checks that would
+GPU roles: the layout (``cluster.gpus: auto``, :mod:`funrl.train.layout`) puts them on the GPU
+when Ray reports one, so the train checks pass no GPU keys; a run that held no GPU fails.
+``--gpu-overrides`` passes ``cluster.resources.{encoder,rollout,policy}.num_gpus=0.2/0.4/0.4``
+explicitly (what a checkout from before the layout needed). A device session is short: ``--time-limit`` (default 570 s) skips the checks that would
 start after it, and each check's timeout is cut to what is left.
 
     bash bench/gpu_check.sh                       # everything
@@ -101,7 +102,7 @@ class CheckFailed(Exception):
 def train_check(a, name: str, keys: tuple[str, ...], config: str, extra: list[str], timeout: float,
                 needs: tuple[str, ...] = ("corpus",), detail: bool = True) -> Check:
     run_dir = a.work / "runs" / name.replace(" ", "_")
-    gpu = [] if a.no_gpu_overrides else [f"cluster.resources.{r}.num_gpus={v}" for r, v in GPU_SHARES.items()]
+    gpu = [f"cluster.resources.{r}.num_gpus={v}" for r, v in GPU_SHARES.items()] if a.gpu_overrides else []
     gpu += ["cluster.switch_on_cpu=true"] if a.cpu else []  # the CPU smoke test reads switch spans too
     cmd = [a.python, "-m", "funrl", "train", config, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}",
            f"data.train_manifest={a.work / 'gpu_corpus' / 'train.jsonl'}", "checkpoint.every=0",
@@ -373,15 +374,15 @@ def parse_args(argv=None):
     ap.add_argument("--python", default=sys.executable, help="the python of funrl train and the torch checks")
     ap.add_argument("--sglang-python", default=os.environ.get("SGLANG_PY", ""),
                     help="the SGLang env's python (default $SGLANG_PY, else rollout/sglang_env.sh's)")
-    ap.add_argument("--no-gpu-overrides", action="store_true",
-                    help="leave cluster.resources.*.num_gpus to the config (once the layout places GPU roles itself)")
-    ap.add_argument("--cpu", action="store_true", help="run without a GPU (a smoke test of this script; no GPU overrides)")
+    ap.add_argument("--gpu-overrides", action="store_true",
+                    help="pass cluster.resources.{encoder,rollout,policy}.num_gpus=0.2/0.4/0.4 to the train checks")
+    ap.add_argument("--cpu", action="store_true", help="run without a GPU (a smoke test of this script)")
     ap.add_argument("--build-real-model", type=Path, metavar="DIR",
                     help="(what the real-size build check runs) build the published-size model in DIR, then exit")
     a = ap.parse_args(argv)
     a.work = a.work.expanduser().resolve()
     a.real_model = a.real_model.expanduser().resolve()
-    a.no_gpu_overrides = a.no_gpu_overrides or a.cpu
+    a.gpu_overrides = a.gpu_overrides and not a.cpu
     return a
 
 

@@ -12,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import gpu_check_all as g  # noqa: E402
 
 
-def test_dry_run_lists_every_check_with_the_gpu_overrides(capsys, tmp_path):
-    assert g.main(["--dry-run", "--work", str(tmp_path)]) == 0
+def test_dry_run_lists_every_check(capsys, tmp_path):
+    assert g.main(["--dry-run", "--work", str(tmp_path), "--gpu-overrides"]) == 0
     out = capsys.readouterr().out
     names = [line[2:].split(" (")[0] for line in out.splitlines() if line.startswith("# ") and "timeout" in line]
     assert names == ["corpus", "demo fp32", "demo bf16", "weight sync 0.6B", "sglang", "real-size build", "real-size"]
@@ -22,6 +22,8 @@ def test_dry_run_lists_every_check_with_the_gpu_overrides(capsys, tmp_path):
     assert sum("policy.param_dtype=bfloat16" in t for t in trains) == 1
     assert "examples/fun_asr_nano_grpo.yaml" in trains[2] and "train.steps=3" in trains[2]
     assert not (tmp_path / "logs").exists()  # nothing ran
+    g.main(["--dry-run", "--work", str(tmp_path)])
+    assert "num_gpus" not in capsys.readouterr().out  # the layout puts the GPU roles on the GPU itself
 
 
 def test_only_adds_what_a_check_needs_and_rejects_unknown_names(capsys, tmp_path):

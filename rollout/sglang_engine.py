@@ -364,6 +364,20 @@ class SGLangEngine:
             self.engine.resume_memory_occupation()
         self.asleep = False
 
+    def memory(self) -> dict[str, int] | None:
+        """Device memory of SGLang's processes (its scheduler holds the weights and KV cache), as
+        NVML sees it: ``{"allocated", "reserved"}`` both that figure. None on CPU (the weights
+        live in the scheduler process, whose tensors this process cannot walk) or without NVML."""
+        if self.device == "cpu":
+            return None
+        import psutil
+
+        from funrl.train.ownership import nvml_bytes
+
+        me = psutil.Process()
+        used = nvml_bytes([me.pid, *(c.pid for c in me.children(recursive=True))])
+        return None if used is None else {"allocated": used, "reserved": used}
+
     def shutdown(self) -> None:
         """Stop SGLang's processes (idempotent)."""
         if getattr(self, "engine", None) is not None:

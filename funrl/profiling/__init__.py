@@ -27,7 +27,7 @@ Actor::
 """
 
 from funrl.profiling.config import ProfileConfig
-from funrl.profiling.grants import Violation, check_exclusive
+from funrl.profiling.grants import KeptMemory, Violation, check_exclusive
 from funrl.profiling.outputs import write_outputs
 from funrl.profiling.profiler import Profiler
 from funrl.profiling.spans import DRIVER
@@ -43,6 +43,7 @@ __all__ = [
     "Profiler",
     "Span",
     "SpanRecorder",
+    "KeptMemory",
     "Violation",
     "build_report",
     "check_exclusive",

@@ -76,10 +76,12 @@ class Profiler:
             check_span(s, where=f"Profiler.add item {i}")
         self._records.extend(spans)
 
-    def grant(self, device: str, role: str, step: int | None, start: float, end: float) -> None:
-        """Log that ``role`` owned ``device`` from ``start`` to ``end`` (``time.time()`` seconds)."""
+    def grant(self, device: str, role: str, step: int | None, start: float, end: float, **memory: Any) -> None:
+        """Log that ``role`` owned ``device`` from ``start`` to ``end`` (``time.time()`` seconds);
+        ``memory``: what its actors reported (``held_bytes``, ``kept_bytes``, ``limit_bytes``:
+        :mod:`funrl.train.ownership`)."""
         if self.enabled:
-            g = {"device": device, "role": role, "step": step, "start": float(start), "end": float(end)}
+            g = {"device": device, "role": role, "step": step, "start": float(start), "end": float(end), **memory}
             check_grant(g, where="Profiler.grant")
             self._records.append({"type": "grant", **g})
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
+from funrl.profiling.grants import check_exclusive
 from funrl.profiling.spans import DRIVER
 from funrl.profiling.spans import PHASES
 
@@ -101,7 +102,21 @@ def build_report(records: dict[str, list[dict]]) -> dict:
         "weight_sync": weight_sync_cost(spans),
         "incomplete_spans": len(records["spans"]) - len(spans),
         "superseded_records": len(records.get("superseded", [])),
+        "ownership_violations": [str(v) for v in check_exclusive(records["grants"])],
+        "device_memory": _device_memory(records["grants"]),
     }
+
+
+def _device_memory(grants: list[dict]) -> dict:
+    """Per role: the most bytes one of its actors held when granted a device and kept after
+    releasing it (the wake/sleep reports; empty when the roles were not switched)."""
+    out: dict[str, dict[str, int]] = {}
+    for g in grants:
+        for key, field in (("held_bytes", "max_held_bytes"), ("kept_bytes", "max_kept_bytes")):
+            for v in (g.get(key) or {}).values():
+                row = out.setdefault(g["role"], {"max_held_bytes": 0, "max_kept_bytes": 0})
+                row[field] = max(row[field], int(v))
+    return out
 
 
 def _per_step(driver: list[dict], step_time: dict[int, float]) -> list[dict]:
@@ -315,6 +330,8 @@ def print_report(report: dict, console=None) -> None:
     if overlap > 1e-9:
         console.print(f"note: driver phase spans overlapped for {overlap:.3f} s (phases ran concurrently); "
                       "the overhead row is step time minus their sum and may be negative")
+    for v in report.get("ownership_violations", []):
+        console.print(f"[red]device ownership violated:[/red] {v}")
     if report["incomplete_spans"]:
         console.print(f"note: {report['incomplete_spans']} spans belong to unfinished steps or no step "
                       "and are left out of the tables (they are in trace.json)")

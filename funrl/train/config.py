@@ -58,6 +58,9 @@ class ClusterConfig:
     # CPU-only runs have no device memory to hand over: the driver still records each grant in the
     # trace but skips the wake/sleep actor calls (8 a step, each an actor round trip). true: make them anyway.
     switch_on_cpu: bool = False
+    # what a role may keep on its device once it has released it (MiB; measured at each sleep,
+    # checked by funrl.profiling.check_exclusive); null: 1024 on GPUs, unchecked on CPU
+    sleep_limit_mib: Optional[float] = None
 
 
 @dataclass

@@ -23,7 +23,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import ray
 import torch
@@ -32,6 +32,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from funrl.rewards.protocol import RewardError
 from funrl.train.cluster import make_placement, ray_gpus, start_ray
 from funrl.train.layout import plan, role_counts
+from funrl.train.ownership import Ownership, sleep_limit_bytes
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,18 @@ class Roles:
         addr = self._rendezvous()
         self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
         self.switching = self.device != "cpu" or cfg.cluster.switch_on_cpu  # wake/sleep calls (see own)
+        self.ownership = Ownership(
+            {r: self._actors(r) for r in ("encoder", "rollout", "policy", "weight_sync")}, self.names,
+            {n: self._device_name(n) for n in self.names.values()}, self.wait_all, self.switching,
+            sleep_limit_bytes(cfg.cluster, self.device))
         if self.switching:
             self.asleep_all()
+
+    def _device_name(self, name: str) -> str:
+        """``gpu{d}`` for an actor computing on layout device d, else ``cpu``."""
+        role, i = name.rstrip("0123456789"), int(name[len(name.rstrip("0123456789")):])
+        slot = self.layout.slots[(role, i)]
+        return f"gpu{slot.gpu}" if slot.device == "cuda" else "cpu"
 
     def _rendezvous(self) -> str:
         """Where the policy ranks meet: on a one-node loopback cluster (a private one, or one this
@@ -172,17 +183,10 @@ class Roles:
         return {"encoder": self.encoders, "rollout": self.engines, "policy": self.policy,
                 "weight_sync": [*self.policy, *self.engines]}[role]
 
-    @contextlib.contextmanager
-    def own(self, role: str, step: int, prof) -> Iterator[None]:
-        actors = self._actors(role)
-        if self.switching:
-            with prof.span("wake", step=step, role=role):
-                self.wait_all([a.wake.remote(step) for a in actors])
-        with prof.hold(self.device, role, step):
-            yield
-        if self.switching:
-            with prof.span("sleep", step=step, role=role):
-                self.wait_all([a.sleep.remote(step) for a in actors])
+    def own(self, role: str, step: int, prof):
+        """Grant the role's devices for a ``with`` block: wake, grant, sleep, with the memory each
+        actor reports at grant and release in the grant (:mod:`funrl.train.ownership`)."""
+        return self.ownership.own(role, step, prof)
 
     def asleep_all(self) -> None:
         self.wait_all([a.sleep.remote(None) for a in [*self.encoders, *self.engines, *self.policy]])

@@ -12,7 +12,9 @@ import pytest
 import ray
 import torch
 
-from funrl.profiling import load_records
+from safetensors.torch import load_file
+
+from funrl.profiling import check_exclusive, load_records
 from funrl.rollout.protocol import RolloutBatch
 from funrl.train.driver import Trainer
 from funrl.train.workers.base import prompt_tensors
@@ -67,6 +69,26 @@ def test_two_engines_two_encoders_split_the_prompts_and_both_engines_get_the_wei
 
     run_dir = trainer.finish()
     rec = load_records(run_dir)
+
+    # 4. the ownership reports: each policy rank keeps its shard of the weights and of the reference
+    #    model and AdamW's two moments (fp32; grads freed, log-prob caches dropped after the update):
+    #    about 4x its fp32 weight shard (FSDP2's padding and the storage of tied weights make the exact
+    #    figure differ by a few percent); the CPU run records them without a limit
+    n = sum(t.numel() for t in load_file(str(tiny_model / "llm" / "model.safetensors")).values())
+    shard = 4 * n / 2
+    policy_grants = [g for g in rec["grants"] if g["role"] == "policy"]
+    assert len(policy_grants) == 2 and all(g["device"] == "cpu" for g in policy_grants)
+    for g in policy_grants:
+        assert set(g["kept_bytes"]) == {"policy0", "policy1"}
+        for rank in ("policy0", "policy1"):
+            assert 3.5 * shard < g["kept_bytes"][rank] < 4.5 * shard, (rank, g["kept_bytes"][rank], shard)
+        assert g["limit_bytes"] is None
+    for rank in ("policy0", "policy1"):  # on CPU, sleep frees nothing: step 1 is granted what step 0 kept
+        assert policy_grants[1]["held_bytes"][rank] == policy_grants[0]["kept_bytes"][rank]
+        assert policy_grants[0]["held_bytes"][rank] < policy_grants[0]["kept_bytes"][rank]  # AdamW's moments came
+    assert check_exclusive(rec["grants"]) == []
+    kept = check_exclusive(rec["grants"], limit_bytes=2 * shard)  # a GPU-style limit: the CPU policy keeps it all
+    assert {(v.actor, v.grant["role"]) for v in kept} >= {("policy0", "policy"), ("policy1", "policy")}
     for step in range(2):
         spans = [s for s in rec["spans"] if s["step"] == step]
         got = {s["worker"]: s["args"].get("prompts") for s in spans if s["name"] in ("encode", "rollout")

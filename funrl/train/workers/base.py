@@ -25,6 +25,17 @@ class Worker:
     def ping(self) -> str:
         return self.name
 
+    def resident_tensors(self) -> list:
+        """The tensors this role keeps between calls (weights, optimizer state, caches): what its
+        CPU memory report counts (:func:`funrl.train.ownership.held_memory`)."""
+        return []
+
+    def memory(self, device) -> dict[str, int] | None:
+        """What this actor holds on ``device`` now (``{"allocated", "reserved"}`` bytes)."""
+        from funrl.train.ownership import held_memory
+
+        return held_memory(device, self.resident_tensors)
+
 
 def prompt_tensors(embeds) -> list:
     """``[L_i, H]`` tensors out of the encoder's :class:`funrl.train.transport.PackedTensors` (one

@@ -51,14 +51,20 @@ class EncoderWorker(Worker):
         """The audio side's weights (encoder, adaptor, CTC head): tests check they never change in GRPO."""
         return self.audio_llm.audio_state()
 
-    def sleep(self, step: int | None = None) -> None:
-        """GPU: move the model to host memory and empty the cache. CPU: nothing to free."""
+    def sleep(self, step: int | None = None) -> dict | None:
+        """GPU: move the model to host memory and empty the cache. CPU: nothing to free. Returns
+        what is still held (:meth:`memory`)."""
         with self.rec.span("sleep", step=step):
             if self.home.type == "cuda":
                 self.model.to("cpu")
                 torch.cuda.empty_cache()
+        return self.memory(self.home)
 
-    def wake(self, step: int | None = None) -> None:
+    def wake(self, step: int | None = None) -> dict | None:
         with self.rec.span("wake", step=step):
             if self.home.type == "cuda":
                 self.model.to(self.home)
+        return self.memory(self.home)
+
+    def resident_tensors(self) -> list:
+        return [*self.model.parameters(), *self.model.buffers()]

@@ -168,14 +168,29 @@ class PolicyActor(Worker):
     def load(self, path: str) -> None:
         self.worker.load(path)
 
-    def sleep(self, step: int | None = None) -> None:
+    def sleep(self, step: int | None = None) -> dict | None:
+        """Release the device (GPU: offload; CPU: nothing to free); returns what is still held."""
         if self.worker is not None:
             with self.rec.span("sleep", step=step):
                 self.worker.sleep()
+        return self.memory(self.device)
 
-    def wake(self, step: int | None = None) -> None:
+    def wake(self, step: int | None = None) -> dict | None:
         with self.rec.span("wake", step=step):
             self.worker.wake()
+        return self.memory(self.device)
+
+    def resident_tensors(self) -> list:
+        """This rank's shards of the policy (and reference) weights and gradients, the optimizer
+        state, and the cached old/reference log-probs."""
+        w = self.worker
+        if w is None:
+            return []
+        out = [t for m in (w.model, w.ref) if m is not None for t in (*m.parameters(), *m.buffers())]
+        out += [p.grad for p in w.model.parameters() if p.grad is not None]
+        out += [v for st in w.optim.state.values() for v in st.values() if torch.is_tensor(v)]
+        out += [t for lps in self.cache.values() for t in lps.values()]
+        return out
 
 
 def send_buckets(stream, engines, step: int, channel=None, local: list[bool] | None = None) -> int:

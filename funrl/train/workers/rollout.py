@@ -41,6 +41,7 @@ class RolloutWorker(Worker):
         llm_path = Path(llm_path)
         self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
         self.engine = make_engine(cfg, llm_path, device, seed)
+        self.device = device
         self.temperature = cfg.temperature
         eos = AutoConfig.from_pretrained(llm_path).eos_token_id  # the model's end-of-turn token(s)
         self.stop_ids = list(cfg.stop_token_ids) or ([eos] if isinstance(eos, int) else list(eos or []))
@@ -81,13 +82,30 @@ class RolloutWorker(Worker):
 
         return ray.get_runtime_context().get_node_id()
 
-    def sleep(self, step: int | None = None) -> None:
+    def sleep(self, step: int | None = None) -> dict | None:
+        """Release the device (engine ``sleep``); returns what is still held (:meth:`memory`)."""
         with self.rec.span("sleep", step=step):
             self.engine.sleep()
+        return self.memory(self.device)
 
-    def wake(self, step: int | None = None) -> None:
+    def wake(self, step: int | None = None) -> dict | None:
         with self.rec.span("wake", step=step):
             self.engine.wake()
+        return self.memory(self.device)
+
+    def memory(self, device) -> dict[str, int] | None:
+        """The engine's own report when it has one (SGLang: its processes' device memory, or None
+        where that cannot be measured), else this process's (:meth:`Worker.memory`)."""
+        if hasattr(self.engine, "memory"):
+            return self.engine.memory()
+        return super().memory(device)
+
+    def resident_tensors(self) -> list:
+        """HF engine: its weights and the LoRA base copies it merges into (no KV cache outlives a call)."""
+        model = getattr(self.engine, "model", None)
+        if model is None:
+            return []
+        return [*model.parameters(), *model.buffers(), *getattr(self.engine, "_base", {}).values()]
 
     def score(self, embeds, completions: list[list[int]], prompt_index: list[int]) -> list[torch.Tensor]:
         """Log-probs of given completions under the engine's weights (HF engine; tests, debugging)."""

@@ -8,9 +8,12 @@ checks, in the order they run:
 - ``demo fp32``: ``funrl train examples/tiny_asr_grpo.yaml`` on one GPU for ``--demo-steps``
   steps. Sub-rows from the run's profile (``report.json``, ``spans.jsonl``), means over the steps
   after the first (which warms up): s/step by phase, the driver's wake/sleep spans per role (the
-  switch costs), and per role the time it held the device per step with its peak GPU memory at
-  the grant where the profile records one (a ``memory`` field on the grant, bytes), else ``n/a``.
-  ``FAIL`` on a non-finite loss, grad norm or reward, or when no grant names a GPU.
+  switch costs), and per role and device the time it held the device per step, with the memory
+  its actors held when granted it (the grants' ``held_bytes``, :mod:`funrl.train.ownership`: the
+  most one actor reserved, in the GPU column) and kept after releasing it (``kept_bytes``), or
+  ``n/a`` where the profile has none. ``FAIL`` on a non-finite loss, grad norm or reward, on an
+  ownership violation in ``report.json`` (a role that kept more than ``cluster.sleep_limit_mib``
+  after releasing the device), or when no grant names a GPU.
 - ``demo bf16``: the same run with ``policy.param_dtype=bfloat16``.
 - ``weight sync 0.6B``: ``bench/gpu_sync_check.py`` (FSDP2 policy → HF engine in one process, the
   Qwen3-0.6B body, LoRA and full): the shared-memory path funrl uses against the anchor of 0.2 s
@@ -33,8 +36,9 @@ is set (the device tool brings them back), else to ``WORK/logs``; the table also
 GPU roles: the layout (``cluster.gpus: auto``, :mod:`funrl.train.layout`) puts them on the GPU
 when Ray reports one, so the train checks pass no GPU keys; a run that held no GPU fails.
 ``--gpu-overrides`` passes ``cluster.resources.{encoder,rollout,policy}.num_gpus=0.2/0.4/0.4``
-explicitly (what a checkout from before the layout needed). A device session is short: ``--time-limit`` (default 570 s) skips the checks that would
-start after it, and each check's timeout is cut to what is left.
+explicitly (what a checkout from before the layout needed). A device session is short:
+``--time-limit`` (default 570 s) skips the checks that would start after it, and each check's
+timeout is cut to what is left.
 
     bash bench/gpu_check.sh                       # everything
     bash bench/gpu_check.sh --only demo,sync      # of: corpus, demo, bf16, sync, sglang, real
@@ -150,6 +154,9 @@ def train_rows(run_dir: Path, detail: bool, expect_gpu: bool) -> list[Row]:
             raise CheckFailed(f"step {m.get('step')}: {', '.join(bad)} not finite")
     if expect_gpu and set(report["devices"]) <= {"cpu"}:
         raise CheckFailed(f"the run held no GPU (its grants name {sorted(report['devices'])} only)")
+    broken = report.get("ownership_violations") or []
+    if broken:
+        raise CheckFailed(f"{len(broken)} ownership violation(s), the first: {broken[0]}")
     steps = report["per_step"][1:] or report["per_step"]  # step 0 warms up
     if not steps:
         raise CheckFailed(f"{path}: no finished step")
@@ -172,10 +179,11 @@ def train_rows(run_dir: Path, detail: bool, expect_gpu: bool) -> list[Row]:
 def device_rows(run_dir: Path, steps: set[int]) -> list[Row]:
     """Over ``steps``, from ``profile/spans.jsonl``: the driver's wake and sleep spans per role (the
     switch costs: seconds per call, per step), and per role and device the time it held the device
-    per step, with the peak GPU memory its grants recorded (a ``memory`` field, bytes), else n/a."""
+    per step, with the most one of its actors held at the grant and kept after it (``held_bytes``,
+    ``kept_bytes``), else n/a."""
     switch: dict[tuple[str, str], list[float]] = {}
     held: dict[tuple[str, str], float] = {}
-    peak: dict[tuple[str, str], float] = {}
+    mem: dict[str, dict[tuple[str, str], float]] = {"held_bytes": {}, "kept_bytes": {}}
     for line in (run_dir / "profile" / "spans.jsonl").read_text().splitlines():
         r = json.loads(line)
         if r.get("step") not in steps:
@@ -185,16 +193,20 @@ def device_rows(run_dir: Path, steps: set[int]) -> list[Row]:
         elif r.get("type") == "grant":
             key = (r["role"], r["device"])
             held[key] = held.get(key, 0.0) + r["end"] - r["start"]
-            if isinstance(r.get("memory"), (int, float)):
-                peak[key] = max(peak.get(key, 0.0), r["memory"] / 2**30)
+            for field_, per in mem.items():
+                for v in (r.get(field_) or {}).values():  # {actor name: bytes}
+                    per[key] = max(per.get(key, 0.0), v / 2**30)
     n = len(steps)
     rows = [Row(f"  {kind} {role}", seconds=sum(ts) / len(ts), s_step=sum(ts) / n, note=f"{len(ts)} calls")
             for (kind, role), ts in sorted(switch.items(), key=lambda kv: (kv[0][1], kv[0][0] != "wake"))]
     if not switch:
         rows.append(Row("  wake/sleep", note="no switch spans (a CPU run makes no switch calls)"))
-    return rows + [Row(f"  grant {role}", s_step=t / n, gpu_gib=peak.get((role, dev), "n/a"),
-                       note=f"{dev}: held per step" + ("" if (role, dev) in peak else "; no memory recorded at grants"))
-                   for (role, dev), t in sorted(held.items())]
+    for (role, dev), t in sorted(held.items()):
+        at, kept = mem["held_bytes"].get((role, dev)), mem["kept_bytes"].get((role, dev))
+        note = (f"on {dev}; " + ("no memory recorded at grants" if at is None else "GiB column: held at grant")
+                + (f", kept after release {kept:.2f} GiB" if kept is not None else ""))
+        rows.append(Row(f"  grant {role}", s_step=t / n, gpu_gib="n/a" if at is None else at, note=note))
+    return rows
 
 
 def sync_rows(c: Check) -> list[Row]:

@@ -71,3 +71,28 @@ def test_sglang_release_that_frees_nothing_fails_and_slow_sync_is_flagged(tmp_pa
     sync = [{"mode": m, "path": "new, shm", "s": s, "same_weights": True} for m, s in (("lora", 0.08), ("full", 0.35))]
     (tmp_path / "gpu_sync_check.json").write_text(json.dumps(sync + [{"mode": "pinned", "sender": 2}]))
     assert [r.status for r in g.sync_rows(c)] == ["ok", "SLOW"]
+
+
+def test_a_run_with_an_ownership_violation_fails_and_grant_memory_is_read(tmp_path):
+    run = tmp_path / "run"
+    (run / "profile").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 0, "loss": 0.1}) + "\n" + json.dumps({"step": 1, "loss": 0.2}))
+    grants = [{"type": "grant", "device": "gpu0", "role": "policy", "step": s, "start": 10.0 * s, "end": 10.0 * s + 2,
+               "held_bytes": {"policy0": 3 * 2**30}, "kept_bytes": {"policy0": 2**29}} for s in (0, 1)]
+    (run / "profile" / "spans.jsonl").write_text("\n".join(json.dumps(x) for x in grants))
+    report = {"steps": 2, "devices": {"gpu0": {}}, "ownership_violations": [],
+              "per_step": [{"step": s, "wall_s": 3.0 + s, "phases": {"update": 2.0}, "orchestration": 0.5} for s in (0, 1)]}
+    (run / "profile" / "report.json").write_text(json.dumps(report))
+    rows = {r.check.strip(): r for r in g.train_rows(run, True, expect_gpu=True)}
+    assert rows["s/step (wall)"].s_step == 4.0  # step 1 only: step 0 warms up
+    assert rows["grant policy"].gpu_gib == 3.0 and rows["grant policy"].s_step == 2.0
+    assert "kept after release 0.50 GiB" in rows["grant policy"].note
+    assert rows["wake/sleep"].note.startswith("no switch spans")
+    report["ownership_violations"] = ["gpu0: policy0 kept 2048 MiB after releasing (limit 1024 MiB)"]
+    (run / "profile" / "report.json").write_text(json.dumps(report))
+    with pytest.raises(g.CheckFailed, match="1 ownership violation"):
+        g.train_rows(run, True, expect_gpu=True)
+    report.update(ownership_violations=[], devices={"cpu": {}})
+    (run / "profile" / "report.json").write_text(json.dumps(report))
+    with pytest.raises(g.CheckFailed, match="held no GPU"):
+        g.train_rows(run, True, expect_gpu=True)

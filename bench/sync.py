@@ -109,11 +109,9 @@ def make_actors(root: Path, lora: bool, bucket_bytes: int, engine: str):
 
     cfg = RolloutConfig(engine=engine, sglang=SGLangConfig(device="cpu", max_total_tokens=2048, context_length=256))
 
-    import inspect
-
-    # the worker takes the LLM folder itself (llm_path), or the model folder holding llm/ (model_path)
-    where = root / "llm" if "llm_path" in inspect.signature(RolloutWorker).parameters else root
-    rollout = ray.remote(num_cpus=0)(BenchRollout).remote("rollout0", cfg, str(where), "cpu", 1, False)
+    # a plain causal-LM folder is its own text LM (funrl.models.families.text_lm_folder)
+    rollout = ray.remote(num_cpus=0)(BenchRollout).remote("rollout0", cfg, str(root / "llm"), device="cpu", torch_threads=1,
+                                                          profile=False)
     return Sender.remote(), rollout
 
 

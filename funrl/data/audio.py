@@ -58,12 +58,19 @@ def probe_audio(path: str | Path) -> sf._SoundFileInfo:
     return info
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Samples in [-1, 1] as float32 ``[n]``, mono (channel mean) at ``sample_rate`` Hz."""
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, data: bytes | None = None) -> np.ndarray:
+    """Samples in [-1, 1] as float32 ``[n]``, mono (channel mean) at ``sample_rate`` Hz.
+
+    ``data``: the file's bytes, read elsewhere (the driver ships them to an encoder on another
+    node: :meth:`funrl.train.roles.Roles.encode`); ``path`` then only names it in errors."""
     path = Path(path)
-    audio_info(path)  # the clear not-found / not-audio errors
+    if data is None:
+        audio_info(path)  # the clear not-found / not-audio errors
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [n, channels]
+        import io
+
+        src = io.BytesIO(data) if data is not None else str(path)
+        data, sr = sf.read(src, dtype="float32", always_2d=True)  # [n, channels]
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: cannot decode audio ({e}); the file may be truncated or "
                          "corrupt: re-export it") from e

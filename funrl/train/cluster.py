@@ -42,6 +42,8 @@ def start_ray(cfg: ClusterConfig, run_dir: Path, roles: dict[str, int]) -> "Priv
     ray_env.apply()
     env = {"env_vars": {**SAFE_ENV, "OMP_NUM_THREADS": str(cfg.torch_threads), "TOKENIZERS_PARALLELISM": "false"}}
     if cfg.address:
+        if os.environ.get(ray_env.LOOPBACK_VAR) == "0":  # this driver is loopback-only, so the nodes
+            env["env_vars"].update(ray_env.loopback_env())  # are on this host: gloo on loopback too
         ray.init(address=cfg.address, runtime_env=env, configure_logging=False, log_to_driver=True)
         return None
     need = sum(cfg.resources.get(r, RoleResources()).num_cpus * n for r, n in roles.items())

@@ -9,8 +9,9 @@ rollout engine ``d`` (when ``rollout.num_engines`` > ``d``) and encoder worker `
 the three the same device and the driver grants it to one role at a time. Reward actors get CPU
 bundles of their own.
 
-CPU layout (no GPU, or ``cluster.gpus: none``): one CPU bundle per actor, as many actors as the
-config asks for; roles hold no device memory that another role could use.
+CPU layout (no GPU, or ``cluster.gpus: none``): the same slots without the GPU (slot ``i`` holds
+rank, engine and encoder ``i``; there may be more engines or encoders than ranks), so a SPREAD
+placement spreads whole slots over the nodes; roles hold no device memory another role could use.
 
 A role whose ``num_gpus`` is set to 0 in the GPU layout runs on the CPU inside its device's bundle.
 """
@@ -88,11 +89,19 @@ def _cpus(cfg, role: str) -> float:
 
 
 def _cpu_layout(cfg, counts: dict[str, int]) -> Layout:
-    bundles, slots = [], {}
-    for role, n in counts.items():
-        for i in range(n):
-            slots[(role, i)] = Slot(len(bundles), _cpus(cfg, role), 0.0, "cpu", None)
-            bundles.append({"CPU": _cpus(cfg, role)})
+    """Slot ``i`` (one bundle) holds policy rank ``i``, rollout engine ``i`` and encoder worker ``i``,
+    those that exist, as a GPU device does; so ``placement_strategy: SPREAD`` spreads whole slots
+    over the nodes (rank 0's engine shares its node). Reward actors get bundles of their own."""
+    D = max(counts[r] for r in GPU_ROLES)
+    bundles: list[dict[str, float]] = [{"CPU": 0.0} for _ in range(D)]
+    slots: dict[tuple[str, int], Slot] = {}
+    for role in ("policy", "rollout", "encoder"):
+        for i in range(counts[role]):
+            bundles[i]["CPU"] += _cpus(cfg, role)
+            slots[(role, i)] = Slot(i, _cpus(cfg, role), 0.0, "cpu", None)
+    for i in range(counts["reward"]):
+        slots[("reward", i)] = Slot(len(bundles), _cpus(cfg, "reward"), 0.0, "cpu", None)
+        bundles.append({"CPU": _cpus(cfg, "reward")})
     return Layout(bundles, slots, counts)
 
 

@@ -49,7 +49,7 @@ def ray_local():
         return
     tmp = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's socket paths have a length limit
     with pytest.MonkeyPatch.context() as mp:
-        for k, v in {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+        for k, v in {"RAY_USAGE_STATS_ENABLED": "0",
                      "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}.items():
             mp.setenv(k, v)
         ray.init(num_cpus=2, include_dashboard=False, _temp_dir=tmp, configure_logging=False)

@@ -48,10 +48,18 @@ def test_two_gpus_one_bundle_per_device_shared_by_a_rank_an_engine_and_an_encode
 def test_cpu_layout_without_gpus_and_with_gpus_set_to_none():
     cfg = cfg_of(**{"policy.world_size": 2})
     for lay in (plan(cfg, 0), plan(cfg_of(**{"policy.world_size": 2, "cluster.gpus": "none"}), 4)):
-        assert lay.bundles == [{"CPU": 0.25}] * 5  # encoder, rollout, reward, policy x2
+        # slot 0: policy0, rollout0, encoder0; slot 1: policy1; then the reward actor
+        assert lay.bundles == [{"CPU": 0.75}, {"CPU": 0.25}, {"CPU": 0.25}]
+        assert lay.slots[("policy", 1)].bundle == 1 and lay.slots[("reward", 0)].bundle == 2
         assert lay.device == "cpu" and lay.gpus == 0
         assert {s.device for s in lay.slots.values()} == {"cpu"}
         assert all(s.num_gpus == 0 for s in lay.slots.values())
+
+
+def test_cpu_layout_may_have_more_engines_than_ranks():
+    lay = plan(cfg_of(**{"rollout.num_engines": 3}), 0)
+    assert lay.bundles == [{"CPU": 0.75}, {"CPU": 0.25}, {"CPU": 0.25}, {"CPU": 0.25}]
+    assert [lay.slots[("rollout", i)].bundle for i in range(3)] == [0, 1, 2]
 
 
 def test_shares_come_from_config_and_a_role_set_to_zero_computes_on_the_cpu():

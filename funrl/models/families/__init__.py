@@ -64,18 +64,30 @@ TEXT_LM_DIR = "text_lm"
 def text_lm_folder(model_path: str | Path, work_dir: str | Path) -> Path:
     """The plain causal-LM folder the rollout engines and the policy load: ``llm/`` of a funrl
     folder, or, for a transformers family, the text LM written once into ``work_dir/text_lm``
-    (reused when it is already there and complete)."""
+    (reused when it is already there and complete). A plain causal-LM folder (a ``config.json``
+    whose ``model_type`` is no audio family: the engines' and benches' own test folders) is its
+    own text LM."""
     if is_native(model_path):
         return Path(model_path) / "llm"
+    config = Path(model_path) / "config.json"
+    if config.is_file() and json.loads(config.read_text()).get("model_type") not in FAMILIES:
+        return Path(model_path)
     out = Path(work_dir) / TEXT_LM_DIR
     if not (out / "config.json").is_file():
-        tmp = out.with_name(out.name + ".tmp")
+        import os
         import shutil
 
+        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")  # actors on one node may export at once
         shutil.rmtree(tmp, ignore_errors=True)
         load_family(model_path).save_text_lm(tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.rename(out)
+        if (out / "config.json").is_file():  # another process finished first: same bytes
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                tmp.rename(out)
+            except OSError:  # lost the race between the check and the rename
+                shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -138,7 +138,7 @@ class FamilyAdapter(ABC):
         from funrl.data.audio import load_audio
 
         rate = self.processor.feature_extractor.sampling_rate
-        waves = [load_audio(r["audio"], rate) for r in rows]
+        waves = [load_audio(r["audio"], rate, data=r.get("audio_bytes")) for r in rows]
         texts = [self.prompt_text(r) for r in rows]
         return self.processor(text=texts, audio=waves, sampling_rate=rate, padding=True, return_tensors="pt")
 

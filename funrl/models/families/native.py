@@ -52,7 +52,7 @@ class NativeAudioLLM:
         from funrl.models.prompt import build_prompt_embeds
 
         device = next(self.model.parameters()).device
-        x, lens = collate([self.fbank(load_audio(r["audio"])) for r in rows])
+        x, lens = collate([self.fbank(load_audio(r["audio"], data=r.get("audio_bytes"))) for r in rows])
         speech = self.model.encode_audio(x.to(device), lens.to(device))
         return build_prompt_embeds(self.model, self.tokenizer, speech, rows).embeds
 

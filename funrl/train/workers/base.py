@@ -25,6 +25,12 @@ class Worker:
     def ping(self) -> str:
         return self.name
 
+    def node_id(self) -> str:
+        """This actor's Ray node (the policy sends weights through shared memory to engines on its own)."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+
     def resident_tensors(self) -> list:
         """The tensors this role keeps between calls (weights, optimizer state, caches): what its
         CPU memory report counts (:func:`funrl.train.ownership.held_memory`)."""

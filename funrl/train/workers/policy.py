@@ -9,6 +9,7 @@ ranks take part in gathering them (FSDP2's all-gathers are collective).
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import ray
 import torch
@@ -25,6 +26,7 @@ class PolicyActor(Worker):
         self.cfg, self.rank, self.device = cfg, rank, device
         self.worker = None
         self.cache: dict[str, dict[int, torch.Tensor]] = {}
+        self.files: dict[str, bytes] = {}  # for the driver's run directory (drain_files)
 
     def rendezvous(self) -> str:
         """Rank 0: a torch.distributed address on this node for the other ranks to join."""
@@ -35,14 +37,13 @@ class PolicyActor(Worker):
         return f"tcp://{host}:{port}"
 
     def init_distributed(self, init_method: str) -> None:
-        from pathlib import Path
-
+        from funrl.models.families import text_lm_folder
         from funrl.policy.fsdp_worker import PolicyWorker
 
-        from funrl.models.families import text_lm_folder
+        from funrl.train.node_files import node_dir
 
         dev = "cuda" if self.device == "cuda" else "cpu"
-        llm = str(text_lm_folder(self.cfg.model.path, Path(self.cfg.run.output_dir) / self.cfg.run.name))
+        llm = str(text_lm_folder(self.cfg.model.path, node_dir(self.cfg.run.name)))  # on this node
         self.worker = PolicyWorker(self.cfg.policy, self.cfg.algorithm, llm, rank=self.rank,
                                    init_method=init_method, device=dev, temperature=self.cfg.rollout.temperature)
 
@@ -71,17 +72,29 @@ class PolicyActor(Worker):
         self.cache[which] = dict(zip(idx, lps))
 
     def update(self, step: int, embeds, rollout, adv: torch.Tensor, idx: list[int]) -> dict:
-        from pathlib import Path
-
+        """One optimizer step on this rank's rows. A torch.profiler trace (``profile.torch_steps``)
+        is written in this node's scratch and kept for the driver (:meth:`drain_files`)."""
         from funrl.profiling import torch_profile
+        from funrl.profiling.torch_capture import torch_trace_path
+        from funrl.train.node_files import node_dir
 
-        run_dir = Path(self.cfg.run.output_dir) / self.cfg.run.name
-        with self.rec.span("update", step=step) as s, torch_profile(run_dir, step, self.cfg.profile.torch_steps, self.name):
+        scratch = node_dir(self.cfg.run.name)
+        with self.rec.span("update", step=step) as s, torch_profile(scratch, step, self.cfg.profile.torch_steps, self.name):
             batch = self._batch(embeds, rollout, idx, adv, with_cache=True)
             metrics = self.worker.update(batch, max_response_length=self.cfg.rollout.max_new_tokens)
             s.args["tokens"] = sum(len(rollout.token_ids[i]) for i in idx)
+        trace = torch_trace_path(scratch, step, self.name)
+        if trace.is_file():
+            self.files[trace.relative_to(scratch).as_posix()] = trace.read_bytes()
+            trace.unlink()
         self.cache = {}
         return metrics
+
+    def drain_files(self) -> dict[str, bytes]:
+        """Files for the run directory written here since the last call (torch.profiler traces),
+        by their path relative to it."""
+        out, self.files = self.files, {}
+        return out
 
     def push_weights(self, engines, bucket_bytes: int, step: int) -> int:
         """All ranks gather what trains, once; rank 0 sends each bucket to every rollout engine.
@@ -129,8 +142,10 @@ class PolicyActor(Worker):
         b = PolicyBatch(prompt_tensors(embeds), list(prompt_index), [torch.tensor(c, dtype=torch.long) for c in completions])
         return [t.cpu() for t in self.worker.compute_logprobs(b, "old")]
 
-    def export_model(self, out: str) -> None:
-        """Write the trained policy as a complete model folder (collective; rank 0 writes).
+    def export_model(self) -> dict[str, bytes] | None:
+        """The trained policy as a complete model folder's files (collective; rank 0 returns them,
+        the other ranks None): written in this node's scratch and handed to the driver through Ray
+        (:mod:`funrl.train.node_files`), which writes it into the run directory.
 
         The audio side (encoder, adaptor, CTC head) is frozen during GRPO, so it comes from
         ``model.path``; the text LM gets the LoRA-merged weights. A transformers family is written
@@ -139,34 +154,58 @@ class PolicyActor(Worker):
         Under LoRA the PEFT adapter goes to ``adapter/`` as well (on the text LM's module names).
         """
         import shutil
-        from pathlib import Path
 
         from funrl.models.families import load_audio_llm
+        from funrl.train.node_files import pack_folder, scratch_folder
 
         state = {}
         for bucket in self.worker.export_weights(1 << 30):
             if self.rank == 0:
                 state.update({n: t.detach().cpu() for n, t in bucket})
-        dst = Path(out)
-        tmp = dst.with_name(dst.name + ".tmp")
-        if self.rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        if self.cfg.policy.lora.enabled:  # the PEFT adapter too (collective: every rank gathers)
-            from funrl.policy.checkpoint import save_adapter
+        tmp = str(scratch_folder(self.cfg.run.name, "export")) if self.rank == 0 else ""
+        try:
+            if self.cfg.policy.lora.enabled:  # the PEFT adapter too (collective: every rank gathers)
+                from funrl.policy.checkpoint import save_adapter
 
-            save_adapter(self.worker, str(tmp))
-        if self.rank != 0:
-            return
-        load_audio_llm(self.cfg.model.path).export(tmp, state)
-        shutil.rmtree(dst, ignore_errors=True)
-        tmp.rename(dst)
+                save_adapter(self.worker, tmp)
+            if self.rank != 0:
+                return None
+            load_audio_llm(self.cfg.model.path).export(Path(tmp), state)
+            return pack_folder(tmp)
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
 
-    def save(self, path: str) -> None:
-        self.worker.save(path)
+    def save(self) -> dict[str, bytes] | None:
+        """A checkpoint of the policy (collective): rank 0 writes it in this node's scratch and
+        returns its files for the driver to write (:mod:`funrl.train.node_files`); others None."""
+        import shutil
 
-    def load(self, path: str) -> None:
-        self.worker.load(path)
+        from funrl.train.node_files import pack_folder, scratch_folder
+
+        tmp = str(scratch_folder(self.cfg.run.name, "ckpt")) if self.rank == 0 else ""
+        try:
+            self.worker.save(tmp)  # only rank 0 writes (funrl.policy.checkpoint)
+            return pack_folder(tmp) if self.rank == 0 else None
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def load(self, files: dict[str, bytes]) -> None:
+        """Restore from a checkpoint's files (collective): rank 0 writes them in this node's
+        scratch and reads them, then broadcasts (funrl.policy.checkpoint); others read nothing."""
+        import shutil
+
+        from funrl.train.node_files import scratch_folder, write_folder
+
+        tmp = scratch_folder(self.cfg.run.name, "resume") if self.rank == 0 else None
+        try:
+            if tmp is not None:
+                write_folder(files, tmp / "policy")
+            self.worker.load(str(tmp / "policy") if tmp is not None else "")
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
 
     def sleep(self, step: int | None = None) -> dict | None:
         """Release the device (GPU: offload; CPU: nothing to free); returns what is still held."""

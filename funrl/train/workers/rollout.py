@@ -30,15 +30,19 @@ def make_engine(cfg: RolloutConfig, llm_path: Path, device: str, seed: int = 0):
 
 
 class RolloutWorker(Worker):
-    """``llm_path``: the plain causal-LM folder of the text side
-    (:func:`funrl.models.families.text_lm_folder`)."""
+    """``model_path``: the run's ``model.path``; the engine loads its text side as a plain
+    causal-LM folder (:func:`funrl.models.families.text_lm_folder`), exported on this node into
+    its scratch folder for ``run_name`` (:mod:`funrl.train.node_files`) when it is a family's."""
 
-    def __init__(self, name: str, cfg: RolloutConfig, llm_path: str, device: str = "cpu",
+    def __init__(self, name: str, cfg: RolloutConfig, model_path: str, run_name: str = "funrl", device: str = "cpu",
                  torch_threads: int = 1, profile: bool = True, seed: int = 0):
         super().__init__(name, torch_threads, profile)
         from transformers import AutoConfig, AutoTokenizer
 
-        llm_path = Path(llm_path)
+        from funrl.models.families import text_lm_folder
+        from funrl.train.node_files import node_dir
+
+        llm_path = text_lm_folder(model_path, node_dir(run_name))
         self.tokenizer = AutoTokenizer.from_pretrained(llm_path)
         self.engine = make_engine(cfg, llm_path, device, seed)
         self.device = device
@@ -75,12 +79,6 @@ class RolloutWorker(Worker):
         with self.rec.span("weight_sync", step=step, tensors=len(named), kind=kind):
             (self.engine.update_adapter if kind == "adapter" else self.engine.update_weights)(named)
         return len(named)
-
-    def node_id(self) -> str:
-        """This actor's Ray node (the policy sends through shared memory when it is on the same one)."""
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
 
     def sleep(self, step: int | None = None) -> dict | None:
         """Release the device (engine ``sleep``); returns what is still held (:meth:`memory`)."""

@@ -52,6 +52,12 @@ def check_ranges(cfg: Any) -> None:
     r = cfg.rewards
     _need("rewards.num_workers", r.num_workers >= 1, "an integer >= 1", r.num_workers)
     _need("model.encoder_workers", cfg.model.encoder_workers >= 1, "an integer >= 1", cfg.model.encoder_workers)
+    _need("model.embed_cache_mib", _number(cfg.model.embed_cache_mib) and cfg.model.embed_cache_mib >= 0,
+          "a size in MiB >= 0 (0: off)", cfg.model.embed_cache_mib)
+    if t.prefetch_prompts:
+        _need("train.prefetch_prompts", not cfg.algorithm.max_refill_rounds,
+              "false while algorithm.max_refill_rounds > 0 (refill rounds draw prompts after the prefetched "
+              "ones, so a resume could not replay the order)", t.prefetch_prompts)
     for i, spec in enumerate(r.components):
         _need(f"rewards.components.{i}.weight", _number(spec.weight), "a finite number", spec.weight)
     _check_cluster(cfg.cluster)

@@ -95,3 +95,6 @@ class ModelConfig:
     vocab_size: int = 400  # BPE size when the tokenizer is trained here
     ctc: bool = True  # CTC head on the encoder output (report §4.2.2 stage 5)
     encoder_workers: int = 1  # GRPO: encoder-role actors; a step's prompts are split across them (data parallel)
+    # GRPO: each encoder worker keeps up to this many MiB of prompt embeddings by manifest row and
+    # reuses them in later epochs (the encoder is frozen, the audio not augmented); 0: off
+    embed_cache_mib: float = 0.0

@@ -16,6 +16,9 @@ class TrainConfig:
     samples_prompts: int = 2  # prompts per logged step, each with its G completions, rewards and advantages
     eval_every: int = 0  # every N steps the rollout engine decodes data.eval_manifest greedily: eval/* metrics (0: off)
     eval_max_utterances: int = 0  # the manifest's first N rows (0: all)
+    # sample and encode step s+1's prompts while step s scores rewards, updates and syncs
+    # (funrl/train/driver.py prefetch); the same rows in the same order as without it
+    prefetch_prompts: bool = False
 
 
 @dataclass

@@ -67,6 +67,7 @@ class Trainer:
         self.prof = Profiler(self.run_dir, enabled=cfg.profile.enabled)
         self.roles = Roles.start(cfg, self.run_dir)
         self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
+        self._prefetched: tuple | None = None  # (step, rows, embeds, sampler state before): prefetch
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step)
         self.device = self.roles.device
 
@@ -91,13 +92,13 @@ class Trainer:
         for step in range(start, self.cfg.train.steps):
             with self.prof.step(step):
                 t0 = time.time()
-                rows = [self.rows[i] for i in self.sampler.next()]  # B manifest rows
-                embeds = self.encode(step, rows)  # encoder role → prompt embeddings (object ref)
+                rows, embeds = self.prompts(step)  # B manifest rows → encoder role → prompt embeddings (ref)
                 if self.cfg.rollout.reward_overlap_chunks > 1:  # chunk k scored while chunk k+1 generates
                     rollout, texts, rewards = self.rollout_overlapped(step, rows, embeds)
+                    self.prefetch_alone(step)
                 else:
                     rollout, texts = self.rollout(step, embeds)  # rollout role → B·G completions
-                    rewards = self.reward(step, rows, texts)  # reward pool → components + total
+                    rewards = self.reward(step, rows, texts)  # reward pool → components + total (+ prefetch)
                 rows, embeds, rollout, texts, rewards, refill = self.refill(step, rows, embeds, rollout, texts, rewards)
                 adv, rows_kept, adv_metrics = self.advantage(step, rewards, rollout)  # driver → Eq. 1
                 adv_metrics.update(refill)
@@ -117,6 +118,43 @@ class Trainer:
         with self.prof.span(name, step=step):
             yield
         self._phase[name] = self._phase.get(name, 0.0) + time.time() - t
+
+    def prompts(self, step: int) -> tuple[list[dict], object]:
+        """The step's B manifest rows and their prompt embeddings: prefetched during the step
+        before (``train.prefetch_prompts``), else sampled and encoded now."""
+        if self._prefetched is not None:
+            at, rows, embeds, _ = self._prefetched
+            self._prefetched = None
+            assert at == step, f"prefetched step {at}, running step {step}"
+            with self.phase("encode", step=step):  # what is left of the encode, if anything
+                refs = embeds if isinstance(embeds, list) else [embeds]
+                ray.wait(refs, num_returns=len(refs), fetch_local=False)
+            return rows, embeds
+        rows = [self.rows[i] for i in self.sampler.next()]
+        return rows, self.encode(step, rows)
+
+    def prefetch(self, step: int) -> None:
+        """``train.prefetch_prompts``: draw step+1's rows now and start encoding them, to run while
+        this step scores rewards, updates and syncs. The sampler's state before the draw is what a
+        checkpoint of this step keeps, so a resume draws the same rows. On CPU nothing waits for
+        it here; on a GPU the encoder holds the device only while the reward pool (on the CPU)
+        scores (:meth:`reward`), so ownership stays exclusive."""
+        if not self.cfg.train.prefetch_prompts or step + 1 >= self.cfg.train.steps:
+            return
+        before = self.sampler.state_dict()
+        rows = [self.rows[i] for i in self.sampler.next()]
+        self._prefetched = (step + 1, rows, self.roles.encode(rows, step + 1, wait=False), before)
+
+    def prefetch_alone(self, step: int) -> None:
+        """:meth:`prefetch` where no phase runs beside it to hide it on a GPU (the overlapped
+        rollout scored the rewards already): there it is an encoder grant of its own."""
+        if self.device == "cpu" or not self.cfg.train.prefetch_prompts:
+            return self.prefetch(step)
+        with self.roles.own("encoder", step, self.prof):
+            self.prefetch(step)
+            if self._prefetched is not None:
+                refs = self._prefetched[2] if isinstance(self._prefetched[2], list) else [self._prefetched[2]]
+                ray.wait(refs, num_returns=len(refs), fetch_local=False)
 
     def encode(self, step: int, rows: list[dict]):
         """Prompt embeddings, left in the object store (a ref, or one per encoder worker)."""
@@ -158,11 +196,21 @@ class Trainer:
             rewards = self.roles.score_merge(self.roles.wait_all(pending))
         return RolloutBatch.concat(batches), texts, rewards
 
-    def reward(self, step: int, rows: list[dict], texts: list[str]) -> dict:
-        with self.phase("reward", step=step):
-            samples = [rows[i // self.G] for i in range(len(texts))]
-            group_ids = [i // self.G for i in range(len(texts))]
-            return self.roles.score(texts, samples, group_ids, step)
+    def reward(self, step: int, rows: list[dict], texts: list[str], prefetch: bool = True) -> dict:
+        """The reward pool on the completions; with ``train.prefetch_prompts`` the next step's
+        prompts are encoded meanwhile (on a GPU inside an encoder grant that ends with both)."""
+        samples = [rows[i // self.G] for i in range(len(texts))]
+        group_ids = [i // self.G for i in range(len(texts))]
+        gpu = prefetch and self.cfg.train.prefetch_prompts and self.device != "cpu"
+        with self.roles.own("encoder", step, self.prof) if gpu else contextlib.nullcontext():
+            if prefetch:
+                self.prefetch(step)
+            with self.phase("reward", step=step):
+                rewards = self.roles.score(texts, samples, group_ids, step)
+            if gpu and self._prefetched is not None:  # the device goes back before the update
+                refs = self._prefetched[2] if isinstance(self._prefetched[2], list) else [self._prefetched[2]]
+                ray.wait(refs, num_returns=len(refs), fetch_local=False)
+        return rewards
 
     def refill(self, step: int, rows, embeds, rollout, texts, rewards) -> tuple:
         """DAPO dynamic sampling with refill (``algorithm.max_refill_rounds``): more rounds of B prompts
@@ -175,7 +223,7 @@ class Trainer:
             more = [self.rows[i] for i in self.sampler.next()]
             ref = self.encode(step, more)
             out, more_texts = self.rollout(step, ref, draw=len(rounds))  # fresh noise for each round
-            rounds.append((more, ray.get(ref), out, more_texts, self.reward(step, more, more_texts)))
+            rounds.append((more, ray.get(ref), out, more_texts, self.reward(step, more, more_texts, prefetch=False)))
             if sum(len(informative_groups(r[4]["total"], self.G)) for r in rounds) >= B:
                 break
         found = sum(len(informative_groups(r[4]["total"], self.G)) for r in rounds)
@@ -258,7 +306,8 @@ class Trainer:
         config = config_dict(self.cfg)
         state = {
             "step": step,
-            "sampler": self.sampler.state_dict(),
+            # before the next step's prefetched draw, if any: a resume draws those rows again
+            "sampler": self._prefetched[3] if self._prefetched is not None else self.sampler.state_dict(),
             "rng": driver_rng_state(),
             "best": self.best,  # checkpoint.best_metric's best value so far
             "config_sha256": config_hash(config),
@@ -316,6 +365,7 @@ class Trainer:
         self.metrics.close()
         self.prof.add(self.roles.collect_spans(self._spans_pending + self.roles.request_spans()))
         self._spans_pending = []
+        self.roles.collect_files()  # torch.profiler traces, written on the workers' nodes
         with self.phase("checkpoint", step=None):
             self.roles.export_model(self.run_dir / "model")  # a complete model folder for funrl eval
         self.roles.shutdown()

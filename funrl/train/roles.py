@@ -32,6 +32,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from funrl.rewards.protocol import RewardError
 from funrl.train.cluster import make_placement, ray_gpus, start_ray
 from funrl.train.layout import plan, role_counts
+from funrl.train.node_files import pack_folder, write_folder
 from funrl.train.ownership import Ownership, sleep_limit_bytes
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ class Roles:
             raise
 
     def _specs(self, cfg) -> list[RoleSpec]:
-        from funrl.models.families import text_lm_folder
         from funrl.train.workers.encoder import EncoderWorker
         from funrl.train.workers.policy import PolicyActor
         from funrl.train.workers.reward import RewardWorker
@@ -79,12 +79,11 @@ class Roles:
         ws, th, prof, model = cfg.policy.world_size, cfg.cluster.torch_threads, cfg.profile.enabled, cfg.model.path
         n = self.layout.counts
         dev = lambda role, i: self.layout.slots[(role, i)].device  # noqa: E731
-        llm_dir = str(text_lm_folder(model, self.run_dir))  # the text side as a plain causal-LM folder
         return [
             RoleSpec("encoder", EncoderWorker, n["encoder"],
-                     lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt)),
+                     lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt, cfg.model.embed_cache_mib)),
             RoleSpec("rollout", RolloutWorker, n["rollout"],
-                     lambda i: (cfg.rollout, llm_dir, dev("rollout", i), th, prof, cfg.run.seed + 1_000_003 * i)),
+                     lambda i: (cfg.rollout, model, cfg.run.name, dev("rollout", i), th, prof, cfg.run.seed + 1_000_003 * i)),
             RoleSpec("reward", RewardWorker, n["reward"], lambda i: (cfg.rewards, 1, prof)),
             RoleSpec("policy", PolicyActor, ws, lambda r: (cfg, r, ws, dev("policy", r), th, prof)),
         ]
@@ -102,6 +101,7 @@ class Roles:
         self.encoder, self.rollout = self.encoders[0], self.engines[0]  # the first of each (tests, inspection)
         self.rewarders, self.policy = self.actors["reward"], self.actors["policy"]
         self.wait_all([a.ping.remote() for a in self.names])
+        self.multi_node = len({n["NodeID"] for n in ray.nodes() if n.get("Alive")}) > 1
         addr = self._rendezvous()
         self.wait_all([p.init_distributed.remote(addr) for p in self.policy])
         self.switching = self.device != "cpu" or cfg.cluster.switch_on_cpu  # wake/sleep calls (see own)
@@ -203,13 +203,17 @@ class Roles:
 
     # ------------------------------------------------------------------ phases
 
-    def encode(self, rows: list[dict], step: int):
+    def encode(self, rows: list[dict], step: int, wait: bool = True):
         """Prompt embeddings of ``rows``, left in the object store: one ref (one encoder worker) or
         a list of refs, one per worker's contiguous slice, in order (``model.encoder_workers``);
-        :func:`funrl.train.workers.base.prompt_tensors` reads either."""
+        :func:`funrl.train.workers.base.prompt_tensors` reads either. ``wait=False``: return as
+        soon as the work is sent (the prefetch)."""
+        if self.multi_node:  # the encoders may not see the driver's disk: the audio goes with the rows
+            rows = [{**r, "audio_bytes": Path(r["audio"]).read_bytes()} for r in rows]
         parts = [p for p in split(list(range(len(rows))), len(self.encoders)) if p]
         refs = [w.encode.remote([rows[i] for i in part], step) for w, part in zip(self.encoders, parts)]
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)  # ready; stays in the object store
+        if wait:  # ready; stays in the object store
+            ray.wait(refs, num_returns=len(refs), fetch_local=False)
         return refs[0] if len(refs) == 1 else refs
 
     def generate(self, embeds, num_prompts: int, n: int, sampling, step: int, select: list[int] | None = None):
@@ -273,13 +277,27 @@ class Roles:
         self.wait_all([p.push_weights.remote(self.engines, self.cfg.rollout.bucket_bytes, step) for p in self.policy])
 
     def save_policy(self, folder: Path) -> None:
-        self.wait_all([p.save.remote(str(folder)) for p in self.policy])
+        """A policy checkpoint into ``folder`` here, its files sent by rank 0 through Ray."""
+        write_folder(self.wait_all([p.save.remote() for p in self.policy])[0], folder)
 
     def export_model(self, folder: Path) -> None:
-        self.wait_all([p.export_model.remote(str(folder)) for p in self.policy])
+        """The trained model folder into ``folder`` here (atomically), sent by rank 0 through Ray."""
+        write_folder(self.wait_all([p.export_model.remote() for p in self.policy])[0], folder)
+
+    def collect_files(self) -> None:
+        """Files the policy ranks made for the run directory (torch.profiler traces), written here."""
+        for files in self.wait_all([p.drain_files.remote() for p in self.policy]):
+            for rel, data in files.items():
+                dest = self.run_dir / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dest.with_name(f".{dest.name}.tmp")
+                tmp.write_bytes(data)
+                tmp.replace(dest)
 
     def load_policy(self, folder: Path) -> None:
-        self.wait_all([p.load.remote(str(folder)) for p in self.policy])
+        """Restore the policy from a checkpoint folder here: its files go to rank 0 through Ray."""
+        files = ray.put(pack_folder(folder))  # one copy in the object store
+        self.wait_all([p.load.remote(files) for p in self.policy])
 
     def end_ray(self) -> None:
         """Stop the Ray this run started; a private cluster's folder and processes go with it."""

@@ -38,6 +38,8 @@ FROZEN = (
     "run.seed", "rollout.seed", "data.train_manifest", "data.max_duration",
     "train.prompts_per_step", "train.shuffle",
 )
+# how the run is laid out, not what it trains: a resume may change these under "model."
+OPERATIONAL = ("model.encoder_workers", "model.embed_cache_mib")
 # keys that only say where things are or how this start behaves
 IGNORED = ("run.name", "run.output_dir", "run.overwrite", "train.resume")
 
@@ -122,7 +124,7 @@ def check_config(cfg: Any, state: dict, path: Path) -> None:
     old, new = flat(state["config"]), flat(new_config)
     changed = sorted(k for k in set(old) | set(new)
                      if old.get(k) != new.get(k) and not k.startswith(IGNORED))
-    frozen = [k for k in changed if k.startswith(FROZEN)]
+    frozen = [k for k in changed if k.startswith(FROZEN) and k not in OPERATIONAL]
     if frozen:
         what = "; ".join(f"{k}: {old.get(k)!r} in the checkpoint, {new.get(k)!r} now" for k in frozen)
         raise RunDirError(

@@ -23,7 +23,7 @@ class EncoderWorker(Worker):
     primitives, one set per new input length, is kept small for the same reason."""
 
     def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
-                 prompt=None):
+                 prompt=None, cache_mib: float = 0.0):
         limit_primitive_cache()  # before the first convolution (funrl.train.workers.heap)
         super().__init__(name, torch_threads, profile)
         from funrl.models.families import is_native, load_audio_llm
@@ -32,6 +32,7 @@ class EncoderWorker(Worker):
         self.audio_llm = load_audio_llm(model_path, None if is_native(model_path) else prompt, device=self.home)
         self.model = self.audio_llm.model  # the whole torch module (moved off the device in sleep)
         self.model.eval().requires_grad_(False)
+        self.cache = EmbedCache(int(cache_mib * (1 << 20)))
 
     @torch.inference_mode()
     def encode(self, samples: list[dict], step: int):
@@ -40,12 +41,24 @@ class EncoderWorker(Worker):
         unpacks it)."""
         from funrl.train.transport import PackedTensors
 
-        with self.rec.span("encode", step=step, prompts=len(samples)):
-            embeds = self.audio_llm.prompt_embeds(samples)  # [B] of [L_i, H]
-            packed = PackedTensors.pack([(str(i), e.float()) for i, e in enumerate(embeds)])
-            del embeds  # the activations are gone too: their pages go back
+        with self.rec.span("encode", step=step, prompts=len(samples)) as span:
+            keys = [self.cache.key(s) for s in samples]
+            found = [self.cache.get(k) for k in keys]
+            todo = [i for i, e in enumerate(found) if e is None]
+            if todo:
+                new = self.audio_llm.prompt_embeds([samples[i] for i in todo])  # [misses] of [L_i, H]
+                for i, e in zip(todo, new):
+                    found[i] = e.float()
+                    self.cache.put(keys[i], found[i])
+                del new  # the activations are gone too: their pages go back
+            span.args.update(cache_hits=len(samples) - len(todo))
+            packed = PackedTensors.pack([(str(i), e) for i, e in enumerate(found)])
+            del found
             release_free_heap()
             return packed
+
+    def resident_tensors(self) -> list:
+        return [*self.model.parameters(), *self.model.buffers(), *self.cache.values()]
 
     def audio_state(self) -> dict[str, torch.Tensor]:
         """The audio side's weights (encoder, adaptor, CTC head): tests check they never change in GRPO."""
@@ -66,5 +79,48 @@ class EncoderWorker(Worker):
                 self.model.to(self.home)
         return self.memory(self.home)
 
-    def resident_tensors(self) -> list:
-        return [*self.model.parameters(), *self.model.buffers()]
+
+
+class EmbedCache:
+    """Prompt embeddings by manifest row, up to ``limit`` bytes, least recently used out first
+    (``model.embed_cache_mib``; 0: off).
+
+    Valid because the encoder and adaptor are frozen in GRPO and the audio is not augmented: a
+    row's embedding is the same every epoch. The key is the whole row (id, audio path, reference,
+    hotwords, language, ...), so anything that could change the prompt misses. An embedding is the
+    one computed in the batch that first held the row; batching changes it only by float rounding
+    (the families' tests hold batched and single clips to 1e-5)."""
+
+    def __init__(self, limit: int):
+        from collections import OrderedDict
+
+        self.limit, self.used = limit, 0
+        self.items: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+
+    @staticmethod
+    def key(row: dict) -> str:
+        import json
+
+        return json.dumps({k: v for k, v in row.items() if k != "audio_bytes"}, sort_keys=True, default=str)
+
+    def get(self, key: str):
+        e = self.items.get(key)
+        if e is not None:
+            self.items.move_to_end(key)
+        return e
+
+    def put(self, key: str, e: torch.Tensor) -> None:
+        size = e.numel() * e.element_size()
+        if size > self.limit or key in self.items:
+            return
+        self.items[key] = e.clone()  # not a view into the batch it came from
+        self.used += size
+        while self.used > self.limit:
+            _, old = self.items.popitem(last=False)
+            self.used -= old.numel() * old.element_size()
+
+    def values(self) -> list:
+        return list(self.items.values())
+
+    def __len__(self) -> int:
+        return len(self.items)

@@ -19,7 +19,9 @@ with the device granted to one role at a time (wake/sleep, which on CPU only rec
 it shares each prompt across its G samples (one prefill in the rollout, one segment per prompt
 in the policy's passes), then pushes merged weights to the rollout engine; TRL generates with the policy module
 itself (HF ``generate``, vLLM off), and skips the old-log-prob pass when on-policy
-(``num_iterations=1``). Rewards: funrl's built-in reward actors vs a character-similarity
+(``num_iterations=1``). funrl runs with ``train.prefetch_prompts`` and ``model.embed_cache_mib=256``
+(the next step's prompts encoded during this step; embeddings reused once the corpus wraps);
+``--no-prefetch`` turns both off. Rewards: funrl's built-in reward actors vs a character-similarity
 function in TRL (milliseconds on both sides).
 
 Time per step: funrl, from one step's start to the next in its profile (the phases plus the
@@ -74,7 +76,8 @@ def run_trl(py: str, spec: dict) -> dict:
 def run_side_funrl(a, mode: str, corpus: Path, model: Path, run_root: Path) -> dict:
     cfg = C.funrl_config(run_root, f"vs_trl_{mode}", corpus, model, steps=a.steps, prompts=a.prompts,
                          group=a.group, max_new=a.max_new, lora=(mode == "lora"), lr=a.lr, kl=a.kl,
-                         threads=a.threads, force_length=not a.no_force_length)
+                         threads=a.threads, force_length=not a.no_force_length,
+                         extra={} if a.no_prefetch else {"train.prefetch_prompts": True, "model.embed_cache_mib": 256})
     run_dir = C.run_funrl(cfg).run_dir
     steps, metrics = C.read_steps(run_dir), C.read_metrics(run_dir)
     report = json.loads((run_dir / "profile" / "report.json").read_text())
@@ -110,6 +113,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=C.DEFAULT_WORK, help="cache of the corpus and model")
     p.add_argument("--trl-python", default=None, help="python of the TRL env (default: build it with bench/trl_env.sh)")
     p.add_argument("--no-force-length", action="store_true", help="let completions stop at EOS")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="funrl without train.prefetch_prompts and model.embed_cache_mib (on by default here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=2,
                    help="funrl and TRL alternate this many times per mode (the machine's speed drifts)")

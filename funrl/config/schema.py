@@ -18,6 +18,7 @@ from funrl.rewards.config import RewardsConfig
 from funrl.rollout.config import RolloutConfig
 from funrl.sft.config import SftConfig
 from funrl.train.config import CheckpointConfig, ClusterConfig, TrainConfig
+from funrl.train.wandb_log import LoggingConfig
 
 
 @dataclass
@@ -56,4 +57,5 @@ class FunRLConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     sft: SftConfig = field(default_factory=SftConfig)

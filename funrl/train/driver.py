@@ -68,8 +68,17 @@ class Trainer:
         self.roles = Roles.start(cfg, self.run_dir)
         self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
         self._prefetched: tuple | None = None  # (step, rows, embeds, sampler state before): prefetch
-        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step)
+        self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step, tracker=self._tracker())
         self.device = self.roles.device
+
+    def _tracker(self):
+        """W&B when ``logging.wandb.enabled`` (:mod:`funrl.train.wandb_log`), else None."""
+        w = self.cfg.logging.wandb
+        if not w.enabled:
+            return None
+        from funrl.train.wandb_log import WandbTracker
+
+        return WandbTracker(w, self.run_dir, self.cfg.run.name, config_dict(self.cfg), resumed=self.start.step > 0)
 
     # ------------------------------------------------------------------ the loop (one screen)
 

@@ -26,8 +26,11 @@ CONSOLE_KEYS = [
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: Path, total_steps: int, tensorboard: bool = True, start_step: int = 0):
+    def __init__(self, run_dir: Path, total_steps: int, tensorboard: bool = True, start_step: int = 0,
+                 tracker=None):
+        """``tracker``: also log there (:class:`funrl.train.wandb_log.WandbTracker`), same names."""
         self.path = run_dir / "metrics.jsonl"
+        self.tracker = tracker
         self.console = Console(stderr=True)
         self.total = total_steps
         self.progress = Progress(
@@ -60,6 +63,8 @@ class MetricsLogger:
             values = [scalar(k, v).value[0] for k, v in row.items()
                       if isinstance(v, (int, float)) and k != "step" and math.isfinite(v)]
             self.tb.add_summary(Summary(value=values), step)
+        if self.tracker is not None:
+            self.tracker.log(step, row)
         parts = [f"{label} {row[k]:.4g}" for k, label in CONSOLE_KEYS if isinstance(row.get(k), (int, float))]
         self.progress.console.print(f"step {step + 1}/{self.total}  " + "  ".join(parts), highlight=False)
         self.progress.update(self.task, completed=step + 1, description="  ".join(parts[:2]))
@@ -73,11 +78,16 @@ class MetricsLogger:
             from torch.utils.tensorboard.summary import text
 
             self.tb.add_summary(text("samples", samples_markdown(records)), step)
+        if self.tracker is not None:
+            self.tracker.log_samples(step, records)
 
     def close(self) -> None:
         self.progress.stop()
         if self.tb is not None:
             self.tb.close()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
 
 
 def _plain(v: Any) -> Any:

@@ -41,7 +41,7 @@ FROZEN = (
 # how the run is laid out, not what it trains: a resume may change these under "model."
 OPERATIONAL = ("model.encoder_workers", "model.embed_cache_mib")
 # keys that only say where things are or how this start behaves
-IGNORED = ("run.name", "run.output_dir", "run.overwrite", "train.resume")
+IGNORED = ("run.name", "run.output_dir", "run.overwrite", "train.resume", "logging.")
 
 
 class RunDirError(UserError, ValueError):

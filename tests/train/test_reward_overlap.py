@@ -48,3 +48,9 @@ def test_chunks_are_scored_separately_and_rewards_stay_with_their_rows(tmp_path,
         scored = [s["args"]["completions"] for s in spans if s["name"] == "reward" and s["worker"].startswith("reward")
                   and s["step"] == step]
         assert sum(scored) == 6 and len(scored) >= 2
+        # the overlap itself: chunk 1's scoring starts after chunk 1 is generated and while chunk 2 is
+        first, second = sorted((s for s in spans if s["name"] == "rollout" and s["worker"] == "rollout0"
+                                and s["step"] == step), key=lambda s: s["start"])
+        scoring = min((s for s in spans if s["name"] == "reward" and s["worker"].startswith("reward")
+                       and s["step"] == step), key=lambda s: s["start"])
+        assert first["end"] <= scoring["start"] < second["end"], step

@@ -19,6 +19,23 @@ class DataConfig:
     # utterances longer than this (seconds) are left out of training with a counted report
     # (funrl.data.config.filter_by_duration); None keeps everything
     max_duration: Optional[float] = None
+    # the hotword context of GRPO's prompts (and of eval during training): "saved" (the model's
+    # prompt setting, model.prompt.use_hotwords), "none", "manifest" (each row's hotwords), or
+    # "rag": the terms retrieved from hotword_list by the model's CTC first pass (funrl.hotwords.rag)
+    hotwords: str = "saved"
+    hotword_list: Optional[str] = None
+    rag_k: int = 10  # rag: terms retrieved per utterance
+
+    def check(self) -> None:
+        from funrl.errors import ConfigValueError
+
+        if self.hotwords not in ("saved", "none", "manifest", "rag"):
+            raise ConfigValueError("data.hotwords", "one of saved, none, manifest, rag", self.hotwords)
+        if self.hotwords == "rag" and not self.hotword_list:
+            raise ConfigValueError("data.hotword_list", "a file of terms (one a line) with data.hotwords=rag",
+                                   self.hotword_list)
+        if self.rag_k < 1:
+            raise ConfigValueError("data.rag_k", "an integer >= 1", self.rag_k)
 
     def require(self, key: str) -> str:
         """The path at ``key`` (``train_manifest`` / ``eval_manifest``), or an actionable error."""

@@ -19,8 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% interval")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--hotwords", choices=["saved", "on", "off"], default="saved",
-                   help="use the hotword context block (default: as the model was saved)")
+    p.add_argument("--hotword-list", default=None,
+                   help="with --hotwords rag: the vocabulary to retrieve from (one term per line)")
+    p.add_argument("--rag-k", type=int, default=10, help="with --hotwords rag: terms retrieved per utterance")
+    p.add_argument("--hotwords", choices=["saved", "on", "manifest", "off", "none", "rag"], default="saved",
+                   help="the hotword context block: as the model was saved, on/manifest (each row's hotwords), "
+                        "off/none, or rag (terms retrieved from --hotword-list by the CTC first pass)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--max-duration", type=float, default=None,
                    help="leave out clips longer than this many seconds (counted on stderr)")
@@ -61,11 +65,13 @@ def checked_utterances(model_dir: str, manifest: str, max_new_tokens: int,
 
 def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens: int = 64,
              n_boot: int = 1000, seed: int = 0, hotwords: str = "saved",
-             max_duration: float | None = None) -> tuple[dict, list[dict]]:
+             max_duration: float | None = None, hotword_list: str | None = None,
+             rag_k: int = 10) -> tuple[dict, list[dict]]:
     """``(report, rows)`` for a model folder on a manifest: what the CLI prints. The manifest
     is checked (:func:`checked_utterances`) before the model is loaded."""
     import dataclasses
 
+    from funrl.errors import UserError
     from funrl.eval.decode import transcribe, transcribe_rows
     from funrl.eval.metrics import compute_metrics
     from funrl.models.families import load_audio_llm
@@ -74,13 +80,30 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
     utts = checked_utterances(model_dir, manifest, max_new_tokens, max_duration)
     model = load_audio_llm(model_dir)
     if hotwords != "saved":
-        model.prompt = dataclasses.replace(model.prompt, use_hotwords=hotwords == "on")
+        model.prompt = dataclasses.replace(model.prompt, use_hotwords=hotwords in ("on", "manifest", "rag"))
+    context, seen = None, []
+    if hotwords == "rag":  # the manifest's hotwords are replaced by those retrieved from the list
+        from funrl.hotwords.rag import RagContext
+
+        if not hotword_list:
+            raise UserError("--hotwords rag needs --hotword-list FILE (one term per line)")
+        if isinstance(model, NativeAudioLLM):
+            raise UserError(f"{model_dir}: --hotwords rag needs a Fun-ASR-Nano family folder with a CTC head")
+        context = RagContext(model, model_dir, hotword_list, rag_k)
     if isinstance(model, NativeAudioLLM):  # batches by fbank length, as SFT's dev evaluation does
         hyps = transcribe(model.model, model.tokenizer, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     else:
-        hyps = transcribe_rows(model, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        hyps = transcribe_rows(model, utts, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                               context=context, seen=seen)
     report = {"model": str(model_dir), "manifest": str(manifest), **compute_metrics(hyps, utts, n_boot, seed)}
     rows = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]
+    if context is not None:
+        from funrl.hotwords.rag import retrieval_stats
+
+        report["rag"] = {"hotword_list": str(hotword_list), "k": rag_k,
+                         **retrieval_stats(utts, [r["hotwords"] for r in seen])}
+        for row, r in zip(rows, seen):
+            row["retrieved"] = r["hotwords"]
     return report, rows
 
 
@@ -94,7 +117,8 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} {out}: folder {Path(out).resolve().parent} does not exist; create it")
     torch.set_num_threads(max(1, args.threads))
     report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
-                            args.bootstrap, args.seed, args.hotwords, args.max_duration)
+                            args.bootstrap, args.seed, args.hotwords, args.max_duration, args.hotword_list,
+                            args.rag_k)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

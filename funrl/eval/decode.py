@@ -50,13 +50,22 @@ def transcribe(
     return hyps
 
 
-def transcribe_rows(model, utts: Sequence[Any], batch_size: int = 32, max_new_tokens: int = 64) -> list[str]:
+def transcribe_rows(model, utts: Sequence[Any], batch_size: int = 32, max_new_tokens: int = 64,
+                    context=None, seen: list | None = None) -> list[str]:
     """Greedy transcripts with any loaded audio LLM (:func:`funrl.models.families.load_audio_llm`):
-    batches of similar duration through its own ``transcribe``, returned in manifest order."""
+    batches of similar duration through its own ``transcribe``, returned in manifest order.
+    ``context``: rows -> rows given to the prompt builder (hotword RAG:
+    :class:`funrl.hotwords.rag.RagContext`); ``seen``: filled with those rows, in manifest order."""
     order = sorted(range(len(utts)), key=lambda i: utts[i].duration or 0.0)
     out: dict[int, str] = {}
+    rows_out: dict[int, dict] = {}
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        for i, text in zip(idx, model.transcribe([utts[i].to_dict() for i in idx], max_new_tokens)):
-            out[i] = text
+        rows = [utts[i].to_dict() for i in idx]
+        if context is not None:
+            rows = context(rows)
+        for i, row, text in zip(idx, rows, model.transcribe(rows, max_new_tokens)):
+            out[i], rows_out[i] = text, row
+    if seen is not None:
+        seen[:] = [rows_out[i] for i in range(len(utts))]
     return [out[i] for i in range(len(utts))]

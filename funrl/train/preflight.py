@@ -27,6 +27,24 @@ def check_config(cfg) -> None:
             raise ConfigError(str(e)) from None
 
 
+def check_rag(cfg) -> None:
+    """``data.hotwords=rag``: the list exists and holds terms, and the model has a CTC head."""
+    from pathlib import Path
+
+    d = cfg.data
+    if d.hotwords != "rag":
+        return
+    path = Path(d.hotword_list)
+    if not path.is_file():
+        raise ConfigError(f"data.hotword_list={d.hotword_list}: no such file (one term per line)")
+    if not any(line.strip() and not line.lstrip().startswith("#") for line in path.read_text(encoding="utf-8").splitlines()):
+        raise ConfigError(f"data.hotword_list={d.hotword_list}: no terms (one term per line; # starts a comment)")
+    if not (Path(cfg.model.path) / "ctc.json").is_file():
+        raise ConfigError(f"data.hotwords=rag: model.path={cfg.model.path} has no CTC head (ctc.json, "
+                          "ctc.safetensors) for the first pass; train one with funrl sft sft.trainable=[ctc], "
+                          "or set data.hotwords=manifest")
+
+
 def preflight(cfg) -> list:
     """The training utterances, after every check that can fail before the run starts."""
     from funrl.data.config import filter_by_duration
@@ -34,6 +52,7 @@ def preflight(cfg) -> list:
     from funrl.data.manifest import load_manifest
 
     check_config(cfg)
+    check_rag(cfg)
     manifest = cfg.data.require("train_manifest")
     utts = load_manifest(manifest, check_audio=True)
     utts, dropped = filter_by_duration(utts, cfg.data.max_duration)

@@ -81,7 +81,8 @@ class Roles:
         dev = lambda role, i: self.layout.slots[(role, i)].device  # noqa: E731
         return [
             RoleSpec("encoder", EncoderWorker, n["encoder"],
-                     lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt, cfg.model.embed_cache_mib)),
+                     lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt, cfg.model.embed_cache_mib,
+                                cfg.data.hotwords, cfg.data.hotword_list, cfg.data.rag_k)),
             RoleSpec("rollout", RolloutWorker, n["rollout"],
                      lambda i: (cfg.rollout, model, cfg.run.name, dev("rollout", i), th, prof, cfg.run.seed + 1_000_003 * i)),
             RoleSpec("reward", RewardWorker, n["reward"], lambda i: (cfg.rewards, 1, prof)),

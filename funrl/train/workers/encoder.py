@@ -23,13 +23,23 @@ class EncoderWorker(Worker):
     primitives, one set per new input length, is kept small for the same reason."""
 
     def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
-                 prompt=None, cache_mib: float = 0.0):
+                 prompt=None, cache_mib: float = 0.0, hotwords: str = "saved", hotword_list: str | None = None,
+                 rag_k: int = 10):
         limit_primitive_cache()  # before the first convolution (funrl.train.workers.heap)
         super().__init__(name, torch_threads, profile)
         from funrl.models.families import is_native, load_audio_llm
 
         self.home = torch.device(device)
+        if hotwords != "saved" and prompt is not None:  # data.hotwords: the context the prompts carry
+            import dataclasses
+
+            prompt = dataclasses.replace(prompt, use_hotwords=hotwords != "none")
         self.audio_llm = load_audio_llm(model_path, None if is_native(model_path) else prompt, device=self.home)
+        self.rag = None
+        if hotwords == "rag":  # the report's hotword RAG: CTC first pass → retrieval → context
+            from funrl.hotwords.rag import RagContext
+
+            self.rag = RagContext(self.audio_llm, model_path, hotword_list, rag_k)
         self.model = self.audio_llm.model  # the whole torch module (moved off the device in sleep)
         self.model.eval().requires_grad_(False)
         self.cache = EmbedCache(int(cache_mib * (1 << 20)))
@@ -46,7 +56,11 @@ class EncoderWorker(Worker):
             found = [self.cache.get(k) for k in keys]
             todo = [i for i, e in enumerate(found) if e is None]
             if todo:
-                new = self.audio_llm.prompt_embeds([samples[i] for i in todo])  # [misses] of [L_i, H]
+                rows = [samples[i] for i in todo]
+                if self.rag is not None:  # hotwords retrieved for each row replace the manifest's
+                    rows = self.rag(rows)
+                    span.args["rag_terms"] = sum(len(r["hotwords"]) for r in rows)
+                new = self.audio_llm.prompt_embeds(rows)  # [misses] of [L_i, H]
                 for i, e in zip(todo, new):
                     found[i] = e.float()
                     self.cache.put(keys[i], found[i])

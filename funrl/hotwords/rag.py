@@ -1,0 +1,64 @@
+"""The report's hotword RAG for one model: CTC first pass → phoneme retrieval → the prompt's hotwords.
+
+:class:`RagContext` takes manifest rows and returns them with ``hotwords`` replaced by the terms
+retrieved for each utterance; the family's prompt builder then writes them into its context
+preamble (Fun-ASR-Nano's 热词列表), the same builder ``funrl eval`` and GRPO's encoder role use.
+Needs a model folder with a CTC head (``ctc.json`` + ``ctc.safetensors``, trained by
+``funrl sft``; :mod:`funrl.models.families.ctc`): Fun-ASR-Nano family folders only for now.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from funrl.errors import UserError
+from funrl.hotwords.ctc import ctc_greedy_decode
+from funrl.hotwords.retrieval import HotwordIndex
+
+
+class RagContext:
+    def __init__(self, audio_llm, model_dir: str | Path, hotword_list: str | Path, k: int = 10):
+        from funrl.models.families.ctc import load_ctc_head
+
+        head = load_ctc_head(model_dir)
+        if head is None or getattr(audio_llm, "ctc_input_size", None) is None:
+            raise UserError(f"{model_dir}: hotword RAG needs the model's CTC head (ctc.json and ctc.safetensors "
+                            "beside a Fun-ASR-Nano family folder); train one with funrl sft sft.trainable=[ctc]")
+        if not Path(hotword_list).is_file():
+            raise UserError(f"{hotword_list}: hotword list not found (one term per line)")
+        self.audio_llm, self.k = audio_llm, k
+        self.head = head.to(audio_llm.model.device).eval()
+        self.index = HotwordIndex.from_file(hotword_list)
+        if not len(self.index):
+            raise UserError(f"{hotword_list}: no terms (one term per line; # starts a comment)")
+
+    @torch.inference_mode()
+    def first_pass(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
+        """The CTC head's greedy transcript of each row's audio (one encoder pass for the batch)."""
+        a = self.audio_llm
+        _, enc, lengths = a.encode(a.on_model(a.prompt_inputs(rows)))
+        ids = ctc_greedy_decode(self.head(enc.float()), lengths, blank=self.head.blank)
+        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+
+    def retrieve(self, hypotheses: Sequence[str]) -> list[list[str]]:
+        return [[c.term for c in self.index.search(h, self.k)] for h in hypotheses]
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]) -> list[dict]:
+        """``rows`` with ``hotwords`` = the terms retrieved for each (the manifest's are not used)."""
+        terms = self.retrieve(self.first_pass(rows))
+        return [{**dict(r), "hotwords": t} for r, t in zip(rows, terms)]
+
+
+def retrieval_stats(utts: Sequence[Any], retrieved: Sequence[Sequence[str]]) -> dict:
+    """Recall of the spoken keywords among the retrieved terms and false candidates per utterance."""
+    spoken = found = false = 0
+    for u, terms in zip(utts, retrieved):
+        kws = set(getattr(u, "keywords", None) or [])
+        spoken += len(kws)
+        found += len(kws & set(terms))
+        false += len(set(terms) - kws)
+    return {"keyword_recall": found / spoken if spoken else None, "false_candidates_per_utterance":
+            false / len(utts) if utts else 0.0, "keywords": spoken}

@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--splits", type=_splits, default="0.8,0.1,0.1",
                    help="train,dev,test ratios (default 0.8,0.1,0.1)")
     s.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
+    s.add_argument("--hotword-distractors", type=int, default=1200,
+                   help="sound-alike distractors in hotwords.txt beside the domain's rare terms")
     s.set_defaults(func=_synth)
 
     c = dsub.add_parser("check", help="validate a manifest and its audio; print a summary")
@@ -67,13 +69,13 @@ def _synth(args: argparse.Namespace) -> int:
         report = synthesize_corpus(args.out, args.n, seed=args.seed, languages=args.languages,
                                    noise_frac=args.noise_frac, noisy_frac=args.noisy_frac,
                                    snr=args.snr, split_ratios=args.splits,
-                                   overwrite=args.overwrite)
+                                   overwrite=args.overwrite, hotword_distractors=args.hotword_distractors)
     except (ValueError, FileExistsError) as e:
         print(f"funrl data synth: {e}")
         return 2
     splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
     print(f"wrote {len(report.utterances)} utterances ({report.hours * 60:.1f} min) to "
-          f"{report.out_dir}: manifest.jsonl; {splits}")
+          f"{report.out_dir}: manifest.jsonl; {splits}; hotwords.txt")
     return 0
 
 

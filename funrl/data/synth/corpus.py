@@ -32,6 +32,7 @@ import soxr
 from funrl.data.manifest import Utterance, write_manifest
 from funrl.data.synth import domain, noise, voices
 from funrl.data.synth.espeak import SynthWorker
+from funrl.data.synth.hotword_list import write_hotword_list
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
@@ -167,9 +168,10 @@ def synthesize_corpus(out_dir: str | Path, n: int, seed: int = 0,
                       noise_types: Sequence[str] = noise.NOISE_TYPES,
                       split_ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
                       disjoint_text: bool = True, babble_size: int = 8, chunk: int = 64,
-                      overwrite: bool = False) -> CorpusReport:
+                      overwrite: bool = False, hotword_distractors: int = 1200) -> CorpusReport:
     """Write ``n`` utterances (``noise_frac`` of them pure noise; ``noisy_frac`` of the speech
-    mixed with noise at an SNR uniform in ``snr`` dB) to ``out_dir``; see the module docstring."""
+    mixed with noise at an SNR uniform in ``snr`` dB) to ``out_dir``, and ``hotwords.txt``: the rare
+    terms and ``hotword_distractors`` sound-alike distractors (:mod:`funrl.data.synth.hotword_list`)."""
     _validate(n, languages, noise_frac, noisy_frac, snr, noise_types, split_ratios)
     out = Path(out_dir)
     _prepare_out_dir(out, overwrite)
@@ -199,6 +201,7 @@ def synthesize_corpus(out_dir: str | Path, n: int, seed: int = 0,
     by_split = {s: [u for u, it in zip(utts, items) if it.split == s] for s in SPLITS}
     for s, rows in by_split.items():
         write_manifest(out / f"{s}.jsonl", rows)
+    write_hotword_list(out / "hotwords.txt", hotword_distractors, seed)
     return CorpusReport(out, utts, {s: len(r) for s, r in by_split.items()})
 
 

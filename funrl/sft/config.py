@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Optional
 
 from funrl.policy.config import LoraSettings
 
@@ -34,3 +34,9 @@ class SftConfig:
     log_every: int = 25
     save_dtype: str = "float32"  # float32 | bfloat16 | float16 for saved checkpoints
     threads: int = 2  # torch CPU threads (at most 2 on the shared machine)
+    # the hotword context each training prompt carries, drawn per utterance and step with these
+    # weights: "none", "manifest" (the row's hotwords: its keywords among distractors), "rag" (terms
+    # retrieved from hotword_list by the starting model's CTC first pass; Fun-ASR-Nano family);
+    # empty: as model.prompt.use_hotwords says, for every prompt
+    hotword_mix: Dict[str, float] = field(default_factory=dict)
+    hotword_list: Optional[str] = None

@@ -51,6 +51,7 @@ class FamilyFeatureSet:
     ids: list  # [N] long [L_i] prompt ids, audio placeholders expanded
     feats: list  # [N] float32 [T_i, F] the adapter's rows (split_features): valid frames first
     valid: list  # [N] int: valid frames of each row
+    variants: dict = None  # sft.hotword_mix: mode -> [N] prompt ids with that hotword context
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -72,8 +73,11 @@ def read_utterances(manifest: str, log=print, max_duration: float | None = None)
     return utts
 
 
-def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> FamilyFeatureSet:
-    """The processor's ids and features for every utterance, once."""
+def family_features(adapter, utts: Sequence[Any], log=print, name: str = "", contexts: dict | None = None
+                    ) -> FamilyFeatureSet:
+    """The processor's ids and features for every utterance, once. ``contexts``: mode -> (prompt
+    config, [N] rows whose ``hotwords`` that mode shows): the prompt ids of each mode too
+    (``sft.hotword_mix``)."""
     from funrl.data.audio import load_audio
 
     t0 = time.time()
@@ -81,6 +85,7 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> 
     rate = proc.feature_extractor.sampling_rate
     window, long = adapter.max_audio_seconds, []
     ids, feats, valid = [], [], []
+    variants: dict[str, list] = {}
     for u in utts:
         wave = load_audio(u.audio, rate)
         if window is not None and len(wave) > window * rate:
@@ -88,6 +93,14 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> 
             continue
         x = proc(text=[adapter.prompt_text(u.to_dict())], audio=[wave], sampling_rate=rate, return_tensors="pt")
         ids.append(x["input_ids"][0])
+        for mode, (prompt, rows) in (contexts or {}).items():
+            saved, adapter.prompt = adapter.prompt, prompt
+            try:
+                text = adapter.prompt_text(rows[len(ids) - 1])
+            finally:
+                adapter.prompt = saved
+            variants.setdefault(mode, []).append(
+                proc(text=[text], audio=[wave], sampling_rate=rate, return_tensors="pt")["input_ids"][0])
         (f, n), = adapter.split_features(x)
         feats.append(f)
         valid.append(n)
@@ -98,7 +111,7 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "") -> 
                           f"and SFT would teach words the model never hears); cut them, or leave them out "
                           f"(data.max_duration={window:g} does so for data.train_manifest)")
     log(f"features: {len(utts)} utterances{' from ' + name if name else ''} in {time.time() - t0:.1f}s")
-    return FamilyFeatureSet(list(utts), ids, feats, valid)
+    return FamilyFeatureSet(list(utts), ids, feats, valid, variants or None)
 
 
 def collate(adapter, ids: Sequence[torch.Tensor], feats: Sequence[torch.Tensor], valid: Sequence[int]) -> dict:
@@ -203,10 +216,18 @@ class FamilySft:
     # ------------------------------------------------------------------ loss
 
     def batch(self, data: FamilyFeatureSet, idx: Sequence[int], gen: torch.Generator | None = None) -> dict:
+        """Training batches (``gen`` given) draw each utterance's hotword context from
+        ``sft.hotword_mix`` when the set has variants; evaluation uses the plain prompt."""
         feats, valid = [data.feats[i] for i in idx], [data.valid[i] for i in idx]
+        ids = [data.ids[i] for i in idx]
+        if gen is not None and data.variants:
+            modes = list(data.variants)
+            w = torch.tensor([float(self.cfg.sft.hotword_mix[m]) for m in modes])
+            pick = torch.multinomial(w, len(idx), replacement=True, generator=gen).tolist()
+            ids = [data.variants[modes[k]][i] for k, i in zip(pick, idx)]
         if gen is not None:
             feats = augment_rows(feats, valid, self.fill, gen, self.bins)
-        return collate(self.adapter, [data.ids[i] for i in idx], feats, valid)
+        return collate(self.adapter, ids, feats, valid)
 
     def loss(self, idx: Sequence[int], gen: torch.Generator | None, ctc_weight: float) -> tuple[torch.Tensor, dict]:
         """CE (+ ``ctc_weight`` x CTC) on the training utterances ``idx``; ``gen``: SpecAugment's RNG (None: off)."""
@@ -282,6 +303,46 @@ def family_loss(job: FamilySft, inputs: dict, texts: Sequence[str], ctc_weight: 
     return loss, metrics
 
 
+def hotword_contexts(cfg, adapter, path, utts: Sequence[Any], log=print) -> dict | None:
+    """``sft.hotword_mix``: mode -> (prompt config, rows with that mode's hotwords), for
+    :func:`family_features`. ``rag`` retrieves with the starting model's CTC head, once."""
+    import dataclasses
+
+    mix = {k: float(v) for k, v in (cfg.sft.hotword_mix or {}).items()}
+    if not mix:
+        return None
+    bad = [k for k in mix if k not in ("none", "manifest", "rag")]
+    if bad or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+        raise ConfigError(f"sft.hotword_mix={mix}: keys none, manifest, rag with weights >= 0, not all 0")
+    rows = [u.to_dict() for u in utts]
+    on, off = dataclasses.replace(adapter.prompt, use_hotwords=True), dataclasses.replace(adapter.prompt, use_hotwords=False)
+    out = {}
+    for mode, w in mix.items():
+        if w <= 0:
+            continue
+        if mode == "none":
+            out[mode] = (off, rows)
+        elif mode == "manifest":
+            out[mode] = (on, rows)
+        else:
+            from funrl.errors import UserError
+            from funrl.hotwords.rag import RagContext
+
+            if not cfg.sft.hotword_list:
+                raise ConfigError("sft.hotword_mix has rag: set sft.hotword_list=FILE (one term per line)")
+            try:
+                rag = RagContext(adapter, path, cfg.sft.hotword_list)
+            except UserError as e:
+                raise ConfigError(f"sft.hotword_mix has rag: {e}") from None
+            t0, got = time.time(), []
+            for s in range(0, len(rows), 32):
+                got += rag(rows[s:s + 32])
+            log(f"features: hotwords retrieved for {len(got)} utterances in {time.time() - t0:.1f}s "
+                f"({sum(len(r['hotwords']) for r in got) / max(1, len(got)):.1f} terms each)")
+            out[mode] = (on, got)
+    return out
+
+
 def load_family_job(cfg, log=print) -> FamilySft:
     """Build (``model.family``) or load (``model.path``) the family model, its CTC head and the
     features of the training and dev manifests."""
@@ -307,7 +368,8 @@ def load_family_job(cfg, log=print) -> FamilySft:
     n = sum(p.numel() for p in adapter.model.parameters()) + (sum(p.numel() for p in ctc.parameters()) if ctc else 0)
     log(f"model: {adapter.model_type} {'built' if not cfg.model.path else 'loaded from ' + str(path)}, "
         f"{n / 1e6:.2f}M parameters, vocabulary {len(adapter.tokenizer)}, CTC head {'yes' if ctc else 'no'}")
-    train = family_features(adapter, train_utts, log, cfg.data.train_manifest)
+    train = family_features(adapter, train_utts, log, cfg.data.train_manifest, hotword_contexts(cfg, adapter, path,
+                                                                                                 train_utts, log))
     dev = None
     if cfg.data.eval_manifest:
         dev = family_features(adapter, read_utterances(cfg.data.eval_manifest, log), log, cfg.data.eval_manifest)

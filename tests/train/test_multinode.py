@@ -27,9 +27,10 @@ import ray
 import torch
 from safetensors.torch import load_file
 
-from funrl.config import load_config
 from funrl.train import checkpoint as ckpt
 from funrl.train.driver import Trainer
+
+from tests.train.test_grpo_ray import config as grpo_config
 
 pytestmark = pytest.mark.slow
 
@@ -54,28 +55,12 @@ HOOK = textwrap.dedent('''
 
 
 def config(tmp_path, corpus, model, **extra):
-    overrides = {
-        "run.output_dir": str(tmp_path / "runs"),
-        "run.name": "t",
-        "data.train_manifest": str(corpus / "train.jsonl"),
-        "model.path": str(model),
-        "train.steps": 3,
-        "train.prompts_per_step": 4,
-        "algorithm.group_size": 3,
-        "rollout.max_new_tokens": 5,
-        "rollout.num_engines": 2,
-        "policy.world_size": 2,
-        "policy.micro_batch_size": 2,
-        "policy.lora.enabled": False,
-        "policy.optim.lr": 1e-2,
-        "policy.optim.warmup_steps": 0,
-        "checkpoint.every": 2,  # step 1, then the final step 2
-        "checkpoint.keep_last": 3,
-        "profile.plots": False,
-        "profile.torch_steps": "[1]",  # a torch.profiler trace, written on policy rank nodes
-        **extra,
-    }
-    return load_config(None, [f"{k}={v}" for k, v in overrides.items()])
+    """tests/train/test_grpo_ray.py's run, with 2 engines, checkpoints at steps 1 and 2, and a
+    torch.profiler trace of step 1 (written on the policy ranks' nodes)."""
+    return grpo_config(tmp_path, corpus, model, **{
+        "train.prompts_per_step": 4, "algorithm.group_size": 3, "rollout.max_new_tokens": 5,
+        "rollout.num_engines": 2, "checkpoint.every": 2, "checkpoint.keep_last": 3, "profile.plots": False,
+        "profile.torch_steps": "[1]", **extra})
 
 
 def trained(run_dir):

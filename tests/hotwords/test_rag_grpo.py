@@ -55,3 +55,7 @@ def test_grpo_steps_on_ray_with_rag_context(tmp_path, corpus, hotword_list):  # 
     assert [m["step"] for m in metrics] == [0, 1]
     encodes = [s for s in load_records(run_dir)["spans"] if s["name"] == "encode" and s["worker"] == "encoder0"]
     assert len(encodes) == 2 and all("rag_terms" in s["args"] for s in encodes)
+    # the exported model keeps the (frozen) CTC head, so the trained model can retrieve too
+    for name in ("ctc.json", "ctc.safetensors"):
+        assert (run_dir / "model" / name).read_bytes() == (WARM / name).read_bytes()
+    RagContext(load_audio_llm(run_dir / "model"), run_dir / "model", hotword_list)

@@ -112,7 +112,9 @@ class FamilyAdapter(ABC):
              device: str | torch.device = "cpu"):
         """The family's own ``from_pretrained`` (sdpa attention, eval mode) and its processor."""
         model = cls.model_class().from_pretrained(str(path), dtype=dtype, attn_implementation="sdpa")
-        return cls(model.to(device), cls.load_processor(path), prompt)
+        adapter = cls(model.to(device), cls.load_processor(path), prompt)
+        adapter.source = Path(path)  # export copies what lives beside the weights (the CTC head)
+        return adapter
 
     def save(self, path: str | Path) -> None:
         """The family's own folder: model weights and config, processor, tokenizer."""
@@ -221,10 +223,19 @@ class FamilyAdapter(ABC):
     def export(self, out: Path, llm_state: Mapping[str, torch.Tensor]) -> None:
         """``out``: the trained model in the family's own format (its ``from_pretrained``,
         processor and ``generate`` work on it), plus ``out/llm``, the text LM as a plain causal-LM
-        folder (what SGLang loads)."""
+        folder (what SGLang loads), and the CTC head of the folder it was loaded from, if any (hotword
+        RAG's first pass needs it)."""
+        import shutil
+
+        from funrl.models.families.ctc import CTC_CONFIG, CTC_WEIGHTS
+
         self.load_text_lm_weights(llm_state.items())
         self.save(out)
         self.save_text_lm(Path(out) / "llm")
+        source = getattr(self, "source", None)
+        for name in (CTC_CONFIG, CTC_WEIGHTS):  # the CTC head is frozen in GRPO: the folder's own
+            if source is not None and (source / name).is_file():
+                shutil.copy2(source / name, Path(out) / name)
 
     def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> list[str]:
         """Greedy transcripts: :meth:`prompt_embeds`, funrl's decoding loop on :meth:`text_lm`, the

@@ -22,6 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hotword-list", default=None,
                    help="with --hotwords rag: the vocabulary to retrieve from (one term per line)")
     p.add_argument("--rag-k", type=int, default=10, help="with --hotwords rag: terms retrieved per utterance")
+    p.add_argument("--streaming", action="store_true",
+                   help="decode as a stream: the audio grows --chunk-ms at a time, the last --rollback tokens revisable")
+    p.add_argument("--chunk-ms", type=int, default=720)
+    p.add_argument("--rollback", type=int, default=5, help="with --streaming: tokens the next chunk may revise")
     p.add_argument("--hotwords", choices=["saved", "on", "manifest", "off", "none", "rag"], default="saved",
                    help="the hotword context block: as the model was saved, on/manifest (each row's hotwords), "
                         "off/none, or rag (terms retrieved from --hotword-list by the CTC first pass)")
@@ -66,9 +70,11 @@ def checked_utterances(model_dir: str, manifest: str, max_new_tokens: int,
 def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens: int = 64,
              n_boot: int = 1000, seed: int = 0, hotwords: str = "saved",
              max_duration: float | None = None, hotword_list: str | None = None,
-             rag_k: int = 10) -> tuple[dict, list[dict]]:
+             rag_k: int = 10, streaming: tuple[float, int] | None = None) -> tuple[dict, list[dict]]:
     """``(report, rows)`` for a model folder on a manifest: what the CLI prints. The manifest
-    is checked (:func:`checked_utterances`) before the model is loaded."""
+    is checked (:func:`checked_utterances`) before the model is loaded. ``streaming``:
+    ``(chunk_s, rollback)`` decodes each clip as a stream (:func:`funrl.streaming.family.stream_rows`;
+    transformers families); the report's ``streaming`` holds the latency figures."""
     import dataclasses
 
     from funrl.errors import UserError
@@ -90,13 +96,23 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
         if isinstance(model, NativeAudioLLM):
             raise UserError(f"{model_dir}: --hotwords rag needs a Fun-ASR-Nano family folder with a CTC head")
         context = RagContext(model, model_dir, hotword_list, rag_k)
-    if isinstance(model, NativeAudioLLM):  # batches by fbank length, as SFT's dev evaluation does
+    stream_stats = None
+    if streaming is not None:
+        if isinstance(model, NativeAudioLLM) or context is not None:
+            raise UserError("--streaming needs a transformers family folder, without --hotwords rag for now")
+        from funrl.streaming.family import stream_rows
+
+        hyps, stream_stats = stream_rows(model, [u.to_dict() for u in utts], streaming[0], streaming[1],
+                                         max_new_tokens)
+    elif isinstance(model, NativeAudioLLM):  # batches by fbank length, as SFT's dev evaluation does
         hyps = transcribe(model.model, model.tokenizer, utts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     else:
         hyps = transcribe_rows(model, utts, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                context=context, seen=seen)
     report = {"model": str(model_dir), "manifest": str(manifest), **compute_metrics(hyps, utts, n_boot, seed)}
     rows = [{"id": u.id, "language": u.language, "reference": u.text, "hypothesis": h} for u, h in zip(utts, hyps)]
+    if stream_stats is not None:
+        report["streaming"] = stream_stats
     if context is not None:
         from funrl.hotwords.rag import retrieval_stats
 
@@ -118,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
                             args.bootstrap, args.seed, args.hotwords, args.max_duration, args.hotword_list,
-                            args.rag_k)
+                            args.rag_k, (args.chunk_ms / 1000, args.rollback) if args.streaming else None)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

@@ -9,6 +9,7 @@ the whole clip and nothing committed this is exactly the offline transcription (
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -52,7 +53,8 @@ def stream_rows(audio_llm, rows: Sequence[Mapping[str, Any]], chunk_s: float, ro
 
     hyps, first, revisions, wall, audio = [], [], 0, 0.0, 0.0
     for row in rows:
-        duration = float(row.get("duration") or audio_info(row["audio"]).duration)
+        # the file's own length (the manifest's duration is rounded), as examples/stream_file.py takes it
+        duration = float(audio_info(row["audio"]).duration) if Path(row["audio"]).is_file() else float(row["duration"])
         res = StreamingDecoder(continue_fn(audio_llm, row, max_new_tokens), chunk_s, rollback).run(duration)
         hyps.append(audio_llm.tokenizer.decode(res.tokens, skip_special_tokens=True))
         if res.first_token_s is not None:

@@ -109,7 +109,7 @@ def two_ranks(tmp_path_factory) -> dict:
     # fork, as tests/policy/test_fsdp_worker.py (the ranks inherit the imports); nothing in this
     # process has started threads or a process group yet
     mp.start_processes(_rank_main, args=(2, f"file://{out}/rendezvous", out), nprocs=2, join=True, start_method="fork")
-    return torch.load(os.path.join(out, "rank0.pt"), weights_only=False)
+    return torch.load(os.path.join(out, "rank0.pt"), weights_only=True)
 
 
 # ---------------------------------------------------------------------- tests

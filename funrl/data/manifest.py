@@ -11,6 +11,9 @@ Fields of a line (a JSON object):
 ``hotwords`` optional  list of context terms for the prompt (may include distractors)
 ``duration`` optional  seconds (checked against the file when audio is checked)
 ``noise``    optional  true for a clip without speech, whose ``text`` must be empty
+``words``    optional  word timings ``[[word, start_s, end_s], …]`` in time order (Mandarin: a
+                       character an entry); written by ``funrl data synth`` and ``funrl data
+                       align``, read by streaming training (``data.streaming``)
 =========== ========== =====================================================================
 
 FunASR's own names are accepted as aliases: ``key`` for ``id``, ``source`` for ``audio``,
@@ -33,7 +36,7 @@ from funrl.errors import UserError
 
 LANGUAGES = ("en", "zh", "mixed")
 ALIASES = {"key": "id", "source": "audio", "target": "text"}
-KNOWN = ("id", "audio", "text", "language", "keywords", "hotwords", "duration", "noise")
+KNOWN = ("id", "audio", "text", "language", "keywords", "hotwords", "duration", "noise", "words")
 DURATION_TOLERANCE_S = 0.05  # declared vs. measured duration
 MAX_LISTED = 30  # problems spelled out in an exception message
 AUDIO_CHECK_THREADS = 8  # header reads in flight (I/O bound: more threads than cores is fine)
@@ -70,6 +73,7 @@ class Utterance:
     hotwords: list[str] = field(default_factory=list)
     duration: float | None = None
     noise: bool = False
+    words: list | None = None  # [[word, start_s, end_s], …] when the row has timings
     extra: dict[str, Any] = field(default_factory=dict)
     line: int | None = field(default=None, compare=False, repr=False)  # in the manifest read (not written)
 
@@ -85,6 +89,8 @@ class Utterance:
         row = {"id": self.id, "audio": audio, "text": self.text, "language": self.language,
                "keywords": list(self.keywords), "hotwords": list(self.hotwords),
                "duration": self.duration, "noise": self.noise}
+        if self.words is not None:
+            row["words"] = [list(w) for w in self.words]
         row.update(self.extra)
         return row
 
@@ -171,6 +177,9 @@ def _parse_line(row: dict, where: str, path: Path, lineno: int,
         if kw.casefold() not in text.casefold():
             problems.append(f"{where}: field 'keywords': {kw!r} does not occur in the text; "
                             "keywords are the terms actually spoken: fix the keyword or the text")
+    words = fields["words"]
+    if words is not None:
+        _check_timings(words, fields["duration"], noise, where, problems)
     if len(problems) > start:
         return None
     audio = Path(fields["audio"])
@@ -181,8 +190,32 @@ def _parse_line(row: dict, where: str, path: Path, lineno: int,
         audio=str(audio.resolve()), text=text, language=fields["language"],
         keywords=list(fields["keywords"] or []), hotwords=list(fields["hotwords"] or []),
         duration=None if fields["duration"] is None else float(fields["duration"]), noise=noise,
+        words=None if words is None else [[str(w), float(a), float(b)] for w, a, b in words],
         extra={k: v for k, v in row.items() if k not in KNOWN}, line=lineno,
     )
+
+
+def _check_timings(words: list, duration, noise: bool, where: str, problems: list[str]) -> None:
+    """Time order, start <= end, within the clip; a noise line has no words."""
+    fix = "fix the timings or drop 'words' (`funrl data align` derives them)"
+    if noise and words:
+        problems.append(f"{where}: field 'words': a noise line has no words, got {len(words)}; {fix}")
+        return
+    prev_end = 0.0
+    for k, (w, a, b) in enumerate(words):
+        if not (0 <= a <= b):
+            problems.append(f"{where}: field 'words': entry {k} ({w!r}) starts at {a} and ends at {b}; "
+                            f"need 0 <= start <= end; {fix}")
+            return
+        if a < prev_end - 1e-6:
+            problems.append(f"{where}: field 'words': entry {k} ({w!r}) starts at {a}, before the previous "
+                            f"word ends ({prev_end}); words must be in time order; {fix}")
+            return
+        if duration is not None and b > duration + DURATION_TOLERANCE_S:
+            problems.append(f"{where}: field 'words': entry {k} ({w!r}) ends at {b} s, after the clip's "
+                            f"duration {duration} s; {fix}")
+            return
+        prev_end = b
 
 
 def _apply_aliases(row: dict, where: str, problems: list[str]) -> dict:
@@ -225,6 +258,15 @@ def _check_field(name: str, value: Any, where: str, problems: list[str]) -> Any:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value < 0):
             bad("a number of seconds >= 0 or null", "fix it or drop the field")
+            return None
+    elif name == "words":
+        def number(x):
+            return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
+
+        if value is not None and not (isinstance(value, list) and all(
+                isinstance(w, list) and len(w) == 3 and isinstance(w[0], str) and w[0]
+                and number(w[1]) and number(w[2]) for w in value)):
+            bad("a list of [word, start_s, end_s]", "write e.g. [[\"call\", 0.05, 0.31], [\"Priya\", 0.31, 0.8]]")
             return None
     elif name == "noise":
         if value is not None and not isinstance(value, bool):

@@ -88,6 +88,8 @@ def test_espeak_worker_is_deterministic_and_reports_bad_voices():
         _, second = w.run(reqs)  # same process, same requests: eSpeak's state has moved on
     with SynthWorker() as w:
         _, fresh = w.run(reqs)
+    assert [len(s.word_starts) for s in first] == [3, 4]  # "the" is joined to "on"; a syllable each
+    first, second, fresh = ([s.samples for s in x] for x in (first, second, fresh))
     assert rate == 22050
     assert all(a.dtype == np.int16 and 0.3 * rate < len(a) < 3 * rate for a in first)
     assert all(np.array_equal(a, b) for a, b in zip(first, fresh))  # fresh process: identical

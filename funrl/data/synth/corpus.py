@@ -4,6 +4,8 @@ The corpus is a pure function of its arguments: one ``numpy`` generator seeded w
 plans every utterance up front (language, sentence, speaker, hotwords, noise, split), eSpeak runs
 the plan in order in a fresh worker process (see ``espeak.py`` on why), and the noise of item
 ``i`` comes from its own generator seeded ``(seed, i)``. Same arguments, byte-identical files.
+Each speech row carries ``words``: every word's (Mandarin: character's) start and end in seconds,
+from eSpeak's word events (:mod:`funrl.data.synth.timing`); a noise row has ``words: []``.
 
 Splits are disjoint by utterance, and by default also by *text*: all utterances of one sentence
 go to the same split, so test sentences are never heard in training (the vocabulary and the
@@ -33,6 +35,7 @@ from funrl.data.manifest import Utterance, write_manifest
 from funrl.data.synth import domain, noise, voices
 from funrl.data.synth.espeak import SynthWorker
 from funrl.data.synth.hotword_list import write_hotword_list
+from funrl.data.synth.timing import utterance_timings
 
 SAMPLE_RATE = 16000
 SPLITS = ("train", "dev", "test")
@@ -140,12 +143,12 @@ def _render(item: _Item, segments: list[np.ndarray], espeak_rate: int, seed: int
     return wav * (PEAK / peak) if peak > PEAK else wav
 
 
-def _utterance(item: _Item, path: Path, n_samples: int) -> Utterance:
+def _utterance(item: _Item, path: Path, n_samples: int, words: list) -> Utterance:
     s = item.sentence
     return Utterance(
         id=item.id, audio=str(path.resolve()), text=s.text if s else "", language=item.language,
         keywords=list(s.keywords) if s else [], hotwords=item.hotwords,
-        duration=round(n_samples / SAMPLE_RATE, 4), noise=s is None,
+        duration=round(n_samples / SAMPLE_RATE, 4), noise=s is None, words=words,
         extra={"speaker": item.speaker.name if item.speaker else None,
                "noise_type": item.noise_type, "snr_db": item.snr_db},
     )
@@ -192,11 +195,13 @@ def synthesize_corpus(out_dir: str | Path, n: int, seed: int = 0,
                 worker.submit(_requests(chunks[k + 1]))  # overlaps eSpeak with our work below
             segs = iter(audio)
             for item in part:
-                n_seg = len(voices.runs(item.sentence.words)) if item.sentence else 0
-                wav = _render(item, [next(segs) for _ in range(n_seg)], rate, seed, pool)
+                units = [u for _, u in voices.requests_with_units(item.sentence, item.speaker)] if item.sentence else []
+                speech = [next(segs) for _ in units]
+                wav = _render(item, [sp.samples for sp in speech], rate, seed, pool)
+                words = utterance_timings([(u, sp.word_starts, sp.samples) for u, sp in zip(units, speech)], rate)
                 path = out / "wav" / f"{item.id}.wav"
                 _write_wav(path, wav)
-                utts.append(_utterance(item, path, len(wav)))
+                utts.append(_utterance(item, path, len(wav), words))
     write_manifest(out / "manifest.jsonl", utts)
     by_split = {s: [u for u, it in zip(utts, items) if it.split == s] for s in SPLITS}
     for s, rows in by_split.items():
@@ -227,7 +232,7 @@ def _synth_babble(worker: SynthWorker, sents) -> tuple[int, list[np.ndarray]]:
     rate, audio = worker.run(reqs)
     pool, it = [], iter(audio)
     for k in sizes:
-        pcm = np.concatenate([next(it) for _ in range(k)]).astype(np.float32) / 32768.0
+        pcm = np.concatenate([next(it).samples for _ in range(k)]).astype(np.float32) / 32768.0
         pool.append(soxr.resample(pcm, rate, SAMPLE_RATE, quality="HQ").astype(np.float32))
     return rate, pool
 

@@ -3,7 +3,9 @@
 The C API used (``speak_lib.h``): ``espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, 0)``
 returns the sample rate (22 050 Hz); ``espeak_SetSynthCallback`` receives int16 chunks;
 ``espeak_SetVoiceByName("en+m3")`` picks a language voice plus a variant; ``espeak_SetParameter``
-sets rate (words per minute) and pitch (0-100); ``espeak_Synth`` runs synchronously.
+sets rate (words per minute) and pitch (0-100); ``espeak_Synth`` runs synchronously. The callback
+also receives ``espeak_EVENT`` arrays: each ``espeakEVENT_WORD`` gives a word's character position in
+the input and the sample where it starts, which :mod:`funrl.data.synth.timing` turns into word timings.
 
 Thread safety and determinism (checked on espeakng-loader 0.2.4):
 
@@ -37,8 +39,30 @@ ESPEAK_CHARS_UTF8 = 1
 POS_CHARACTER = 1
 EE_OK = 0
 
+EVENT_LIST_TERMINATED, EVENT_WORD = 0, 1
+
+
+class _Event(ctypes.Structure):
+    """``espeak_EVENT`` of ``speak_lib.h``."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint),
+                ("text_position", ctypes.c_int),  # 1-based character position in the input
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int),  # ms
+                ("sample", ctypes.c_int),  # samples since the start of this synthesis
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int,
-                             ctypes.c_void_p)
+                             ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class Speech:
+    """One request's audio and where eSpeak says its words start: ``(character offset in the
+    request's text (0-based), first sample)`` per word event."""
+
+    samples: np.ndarray  # int16
+    word_starts: tuple[tuple[int, int], ...] = ()
 
 
 class EspeakError(RuntimeError):
@@ -82,6 +106,7 @@ class Espeak:
             raise EspeakError(f"espeak_Initialize failed with data path {data_path} "
                               f"(returned {self.sample_rate}); reinstall espeakng-loader")
         self._chunks: list[np.ndarray] = []
+        self._words: list[tuple[int, int]] = []
         self._callback = _CALLBACK(self._on_audio)  # kept on self: C holds only a raw pointer
         self._lib.espeak_SetSynthCallback(self._callback)
         self._lock = threading.Lock()
@@ -104,13 +129,18 @@ class Espeak:
         lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self._libc.srand.argtypes = [ctypes.c_uint]
 
-    def _on_audio(self, wav, n: int, _events) -> int:
+    def _on_audio(self, wav, n: int, events) -> int:
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
+        i = 0
+        while events and events[i].type != EVENT_LIST_TERMINATED:
+            if events[i].type == EVENT_WORD:
+                self._words.append((events[i].text_position - 1, events[i].sample))
+            i += 1
         return 0  # 0 = continue synthesis
 
-    def synth(self, req: SynthRequest) -> np.ndarray:
-        """int16 samples at :attr:`sample_rate` for one request."""
+    def synth(self, req: SynthRequest) -> Speech:
+        """int16 samples at :attr:`sample_rate` for one request, and its word events."""
         with self._lock:
             if self._lib.espeak_SetVoiceByName(req.voice.encode()) != EE_OK:
                 raise EspeakError(f"eSpeak has no voice {req.voice!r}; use language+variant names "
@@ -119,15 +149,15 @@ class Espeak:
             self._lib.espeak_SetParameter(ESPEAK_PITCH, int(req.pitch), 0)
             self._lib.espeak_ng_SetRandSeed(1)
             self._libc.srand(1)
-            self._chunks = []
+            self._chunks, self._words = [], []
             data = req.text.encode("utf-8")
             rc = self._lib.espeak_Synth(data, len(data) + 1, 0, POS_CHARACTER, 0,
                                         ESPEAK_CHARS_UTF8, None, None)
             if rc != EE_OK:
                 raise EspeakError(f"espeak_Synth failed (code {rc}) for {req.text!r} "
                                   f"in {req.voice}")
-            chunks, self._chunks = self._chunks, []
-        return np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+            chunks, words, self._chunks, self._words = self._chunks, self._words, [], []
+        return Speech(np.concatenate(chunks) if chunks else np.zeros(0, np.int16), tuple(words))
 
 
 class SynthWorker:
@@ -158,8 +188,8 @@ class SynthWorker:
         self._proc.stdin.flush()
         self._pending += 1
 
-    def result(self) -> tuple[int, list[np.ndarray]]:
-        """``(sample_rate, [int16 samples per request])`` of the oldest submitted chunk."""
+    def result(self) -> tuple[int, list[Speech]]:
+        """``(sample_rate, [Speech per request])`` of the oldest submitted chunk."""
         if self._pending == 0:
             raise RuntimeError("SynthWorker.result() called with nothing submitted")
         try:
@@ -170,9 +200,10 @@ class SynthWorker:
         self._pending -= 1
         if status != "ok":
             raise EspeakError(payload)
-        return payload
+        rate, speeches = payload
+        return rate, [Speech(*fields) for fields in speeches]
 
-    def run(self, requests: Sequence[SynthRequest]) -> tuple[int, list[np.ndarray]]:
+    def run(self, requests: Sequence[SynthRequest]) -> tuple[int, list[Speech]]:
         self.submit(requests)
         return self.result()
 
@@ -190,7 +221,9 @@ def _serve() -> None:
             return
         try:
             engine = engine or Espeak.get()
-            reply = ("ok", (engine.sample_rate, [engine.synth(SynthRequest(*c)) for c in chunk]))
+            # plain tuples: this module runs as __main__ here, so its classes would not unpickle
+            reply = ("ok", (engine.sample_rate, [tuple(vars(engine.synth(SynthRequest(*c))).values())
+                                                 for c in chunk]))
         except EspeakError as e:
             reply = ("error", str(e))
         pickle.dump(reply, out, protocol=pickle.HIGHEST_PROTOCOL)

@@ -76,12 +76,29 @@ def runs(words: tuple[str, ...]) -> list[tuple[str, list[str]]]:
 
 def requests_for(sentence: Sentence, speaker: Speaker) -> list[SynthRequest]:
     """One eSpeak request per language run of ``sentence``, all in ``speaker``'s voice."""
-    reqs = []
+    return [req for req, _ in requests_with_units(sentence, speaker)]
+
+
+def requests_with_units(sentence: Sentence, speaker: Speaker) -> list[tuple[SynthRequest, list]]:
+    """:func:`requests_for` with, per request, the timing units it speaks: ``(unit, first char,
+    end char)`` spans of the request's text. A unit is an English word of the transcript (its
+    spoken form may be several eSpeak words: ``PyTorch`` is "pie torch") or one Mandarin
+    character (one pinyin syllable)."""
+    out = []
     for lang, words in runs(sentence.words):
         if lang == "zh":
-            text, voice = to_pinyin("".join(words)), f"{ZH_VOICE}+{speaker.variant}"
+            units = [c for w in words for c in w]
+            spoken = to_pinyin("".join(words)).split(" ")  # the phrase's readings, a syllable a character
+            if len(spoken) != len(units):
+                raise ValueError(f"pinyin of {''.join(words)!r} is not one syllable per character: {spoken}")
+            voice = f"{ZH_VOICE}+{speaker.variant}"
         else:
-            text = " ".join(SPOKEN.get(w, w) for w in words)
+            units, spoken = list(words), [SPOKEN.get(w, w) for w in words]
             voice = f"{EN_VOICE}+{speaker.variant}"
-        reqs.append(SynthRequest(text=text, voice=voice, rate=speaker.rate, pitch=speaker.pitch))
-    return reqs
+        spans, pos = [], 0
+        for unit, said in zip(units, spoken):
+            spans.append((unit, pos, pos + len(said)))
+            pos += len(said) + 1
+        out.append((SynthRequest(text=" ".join(spoken), voice=voice, rate=speaker.rate,
+                                 pitch=speaker.pitch), spans))
+    return out

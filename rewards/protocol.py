@@ -32,6 +32,20 @@ Keywords the trainer passes (all lists are aligned with ``completions``, index `
     - ``duration`` (float) — seconds of audio;
     - ``noise`` (bool) — true for a pure-noise sample (``text`` is empty).
 
+    - ``words`` (list) — word timings ``[[word, start_s, end_s], …]`` where the manifest has them.
+
+    Streaming-mode prompts (``data.streaming``, :mod:`funrl.streaming.training`) also carry:
+
+    - ``stream_boundary_s`` (float) — where the prompt's audio ends (a chunk boundary);
+    - ``stream_prefix`` (str) — the committed text the prompt carries as the answer's start;
+    - ``stream_reference`` (str) — every word spoken entirely by the boundary (prefix included);
+    - ``full_text`` (str) — the whole clip's transcript;
+
+    and there ``text`` (= ``references[i]``) is what the completion should say: the words spoken
+    entirely by the boundary after the prefix, and ``keywords`` the keywords among them. A word cut
+    by the boundary is in neither, so a plugin penalising words "not yet spoken" compares the
+    completion with ``text`` (the built-in hallucination reward's length and noise rules do).
+
     A row read from a user's manifest may lack the optional fields; use ``.get``.
 ``group_ids: list[int]``
     The GRPO group of each completion: completions of one prompt share an id (the group layout

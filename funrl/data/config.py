@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
+
+from funrl.streaming.training import StreamingConfig
 
 
 @dataclass
@@ -25,6 +27,9 @@ class DataConfig:
     hotwords: str = "saved"
     hotword_list: Optional[str] = None
     rag_k: int = 10  # rag: terms retrieved per utterance
+    # streaming-mode prompts (issue 19; funrl.streaming.training): a share p of the prompts cut at
+    # a chunk boundary, with the committed prefix and the partial reference; SFT and GRPO
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
 
     def check(self) -> None:
         from funrl.errors import ConfigValueError
@@ -36,6 +41,7 @@ class DataConfig:
                                    self.hotword_list)
         if self.rag_k < 1:
             raise ConfigValueError("data.rag_k", "an integer >= 1", self.rag_k)
+        self.streaming.check()
 
     def require(self, key: str) -> str:
         """The path at ``key`` (``train_manifest`` / ``eval_manifest``), or an actionable error."""

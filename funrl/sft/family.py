@@ -52,6 +52,7 @@ class FamilyFeatureSet:
     feats: list  # [N] float32 [T_i, F] the adapter's rows (split_features): valid frames first
     valid: list  # [N] int: valid frames of each row
     variants: dict = None  # sft.hotword_mix: mode -> [N] prompt ids with that hotword context
+    stream: "FamilyFeatureSet | None" = None  # data.streaming: [N] streaming views (None: offline row)
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -86,12 +87,15 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "", con
     window, long = adapter.max_audio_seconds, []
     ids, feats, valid = [], [], []
     variants: dict[str, list] = {}
+    from funrl.streaming.training import cut_audio
+
     for u in utts:
-        wave = load_audio(u.audio, rate)
+        row = u.to_dict() if hasattr(u, "to_dict") else u  # a streaming view is a dict
+        wave = cut_audio(load_audio(row["audio"], rate), row, rate)
         if window is not None and len(wave) > window * rate:
             long.append((u, len(wave) / rate))
             continue
-        x = proc(text=[adapter.prompt_text(u.to_dict())], audio=[wave], sampling_rate=rate, return_tensors="pt")
+        x = proc(text=[adapter.full_prompt_text(row)], audio=[wave], sampling_rate=rate, return_tensors="pt")
         ids.append(x["input_ids"][0])
         for mode, (prompt, rows) in (contexts or {}).items():
             saved, adapter.prompt = adapter.prompt, prompt
@@ -106,12 +110,17 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "", con
         valid.append(n)
     if long:
         (u, sec), more = long[0], f" and {len(long) - 1} more" if len(long) > 1 else ""
-        raise ConfigError(f"{name or 'manifest'}: clip {u.id!r} lasts {sec:.1f} s{more}, longer than the "
+        raise ConfigError(f"{name or 'manifest'}: clip {text_of(u, 'id')!r} lasts {sec:.1f} s{more}, longer than the "
                           f"{window:g} s audio window of {adapter.model_type}'s processor (it would cut the audio "
                           f"and SFT would teach words the model never hears); cut them, or leave them out "
                           f"(data.max_duration={window:g} does so for data.train_manifest)")
     log(f"features: {len(utts)} utterances{' from ' + name if name else ''} in {time.time() - t0:.1f}s")
     return FamilyFeatureSet(list(utts), ids, feats, valid, variants or None)
+
+
+def text_of(u, key: str = "text"):
+    """A field of a manifest :class:`~funrl.data.manifest.Utterance` or of a row dict (a streaming view)."""
+    return u[key] if isinstance(u, dict) else getattr(u, key)
 
 
 def collate(adapter, ids: Sequence[torch.Tensor], feats: Sequence[torch.Tensor], valid: Sequence[int]) -> dict:
@@ -218,21 +227,38 @@ class FamilySft:
     def batch(self, data: FamilyFeatureSet, idx: Sequence[int], gen: torch.Generator | None = None) -> dict:
         """Training batches (``gen`` given) draw each utterance's hotword context from
         ``sft.hotword_mix`` when the set has variants; evaluation uses the plain prompt."""
+        return self.batch_and_texts(data, idx, gen)[0]
+
+    def batch_and_texts(self, data: FamilyFeatureSet, idx: Sequence[int], gen: torch.Generator | None = None
+                        ) -> tuple[dict, list[str], list[bool]]:
+        """:meth:`batch`, the targets, and which items are streaming views (``data.streaming``: each
+        training item is its view with probability ``p``)."""
         feats, valid = [data.feats[i] for i in idx], [data.valid[i] for i in idx]
         ids = [data.ids[i] for i in idx]
+        texts = [text_of(data.utts[i]) for i in idx]
         if gen is not None and data.variants:
             modes = list(data.variants)
             w = torch.tensor([float(self.cfg.sft.hotword_mix[m]) for m in modes])
             pick = torch.multinomial(w, len(idx), replacement=True, generator=gen).tolist()
             ids = [data.variants[modes[k]][i] for k, i in zip(pick, idx)]
+        streamed = [False] * len(idx)
+        if gen is not None and data.stream is not None:
+            p, st = float(self.cfg.data.streaming.p), data.stream
+            draws = torch.rand(len(idx), generator=gen).tolist()
+            for j, i in enumerate(idx):
+                if draws[j] < p and st.ids[i] is not None:
+                    feats[j], valid[j], ids[j], texts[j], streamed[j] = st.feats[i], st.valid[i], st.ids[i], text_of(st.utts[i]), True
         if gen is not None:
             feats = augment_rows(feats, valid, self.fill, gen, self.bins)
-        return collate(self.adapter, ids, feats, valid)
+        return collate(self.adapter, ids, feats, valid), texts, streamed
 
     def loss(self, idx: Sequence[int], gen: torch.Generator | None, ctc_weight: float) -> tuple[torch.Tensor, dict]:
         """CE (+ ``ctc_weight`` x CTC) on the training utterances ``idx``; ``gen``: SpecAugment's RNG (None: off)."""
-        return family_loss(self, self.batch(self.train_set, idx, gen), [self.train_set.utts[i].text for i in idx],
-                           ctc_weight)
+        inputs, texts, streamed = self.batch_and_texts(self.train_set, idx, gen)
+        loss, m = family_loss(self, inputs, texts, ctc_weight, ctc_rows=[not s for s in streamed])
+        if any(streamed):
+            m["streaming_share"] = sum(streamed) / len(streamed)
+        return loss, m
 
     # ------------------------------------------------------------------ eval and save
 
@@ -277,9 +303,12 @@ class FamilySft:
             self.ctc_head.save(folder, torch_dtype)
 
 
-def family_loss(job: FamilySft, inputs: dict, texts: Sequence[str], ctc_weight: float) -> tuple[torch.Tensor, dict]:
+def family_loss(job: FamilySft, inputs: dict, texts: Sequence[str], ctc_weight: float,
+                ctc_rows: Sequence[bool] | None = None) -> tuple[torch.Tensor, dict]:
     """``(loss, metrics)``: CE over target tokens (transcript + ``<|im_end|>``) via
-    ``completion_logprobs`` on the text LM, plus ``ctc_weight`` x CTC (summed per utterance, batch mean)."""
+    ``completion_logprobs`` on the text LM, plus ``ctc_weight`` x CTC (summed per utterance, mean
+    over the rows in ``ctc_rows``, default all: a streaming view's target is not what its audio
+    says from the start, so it has no CTC term)."""
     from funrl.models.prompt import target_ids
     from funrl.policy.teacher_forcing import completion_logprobs
 
@@ -290,13 +319,15 @@ def family_loss(job: FamilySft, inputs: dict, texts: Sequence[str], ctc_weight: 
     ce = -(lp * mask).sum() / mask.sum()
     metrics = {"ce": float(ce.detach()), "tokens": int(mask.sum())}
     loss = ce
-    if ctc_weight > 0 and job.ctc_head is not None:
-        tgt = [ids[:-1] for ids in tids]  # drop <|im_end|>
+    rows = [b for b in range(len(texts)) if ctc_rows is None or ctc_rows[b]]
+    if ctc_weight > 0 and job.ctc_head is not None and rows:
+        tgt = [tids[b][:-1] for b in rows]  # drop <|im_end|>
         flat = torch.tensor([t for ids in tgt for t in ids], dtype=torch.long)
         tlen = torch.tensor([len(ids) for ids in tgt], dtype=torch.long)
-        logp = job.ctc_head(enc).transpose(0, 1)  # [T, B, V+1]
-        ctc = F.ctc_loss(logp, flat, enc_len.cpu(), tlen, blank=job.ctc_head.blank, reduction="sum",
-                         zero_infinity=True) / len(texts)
+        sel = torch.tensor(rows, dtype=torch.long, device=enc.device)
+        logp = job.ctc_head(enc.index_select(0, sel)).transpose(0, 1)  # [T, B', V+1]
+        ctc = F.ctc_loss(logp, flat, enc_len.cpu()[sel.cpu()], tlen, blank=job.ctc_head.blank, reduction="sum",
+                         zero_infinity=True) / len(rows)
         loss = ce + ctc_weight * ctc
         metrics["ctc"] = float(ctc.detach())
     metrics["loss"] = float(loss.detach())
@@ -343,6 +374,45 @@ def hotword_contexts(cfg, adapter, path, utts: Sequence[Any], log=print) -> dict
     return out
 
 
+def streaming_features(cfg, adapter, train: FamilyFeatureSet, log=print) -> FamilyFeatureSet | None:
+    """``data.streaming``: one streaming view per training utterance with word timings, its chunk
+    drawn once (seeded by ``data.streaming.seed`` or ``run.seed``), with features of its own; a
+    batch then takes an utterance's view with probability ``p`` (:meth:`FamilySft.batch_and_texts`).
+    ``prefix: model``: the starting model's greedy decode of the audio up to the previous boundary."""
+    import numpy as np
+
+    from funrl.streaming.training import n_chunks, streaming_view
+
+    s = cfg.data.streaming
+    if not s.enabled:
+        return None
+    rows = [u.to_dict() for u in train.utts]
+    have = [i for i, r in enumerate(rows) if r.get("words") is not None and r.get("duration")]
+    if not have:
+        raise ConfigError(f"data.streaming.p={s.p}: no row of {cfg.data.train_manifest} has word timings ('words'); "
+                          "`funrl data synth` writes them, `funrl data align` adds them to a manifest")
+    if len(have) < len(rows):
+        log(f"streaming: {len(rows) - len(have)} of {len(rows)} training rows have no word timings; they stay offline")
+    rng = np.random.default_rng([int(cfg.run.seed if s.seed is None else s.seed), 19])
+    ks = {i: int(rng.integers(1, n_chunks(float(rows[i]["duration"]), s.chunk_s) + 1)) for i in have}
+    prefixes = {}
+    if s.prefix == "model":  # the starting model's own decode at the previous boundary, batched
+        t0, todo = time.time(), [i for i in have if ks[i] > 1]
+        for j in range(0, len(todo), 32):
+            part = todo[j:j + 32]
+            cut = [{**rows[i], "audio_end_s": (ks[i] - 1) * s.chunk_s} for i in part]
+            prefixes.update(zip(part, adapter.transcribe(cut)))
+        log(f"streaming: the starting model decoded {len(todo)} prefixes in {time.time() - t0:.1f}s")
+    views = [streaming_view(rows[i], ks[i], s.chunk_s, adapter.tokenizer, int(s.rollback),
+                            model_prefix=prefixes.get(i, "") if s.prefix == "model" else None) for i in have]
+    feats = family_features(adapter, views, log, "streaming views")
+    n = len(rows)
+    full = FamilyFeatureSet([None] * n, [None] * n, [None] * n, [0] * n)
+    for i, v, ids, f, k in zip(have, views, feats.ids, feats.feats, feats.valid):
+        full.utts[i], full.ids[i], full.feats[i], full.valid[i] = v, ids, f, k
+    return full
+
+
 def load_family_job(cfg, log=print) -> FamilySft:
     """Build (``model.family``) or load (``model.path``) the family model, its CTC head and the
     features of the training and dev manifests."""
@@ -370,6 +440,7 @@ def load_family_job(cfg, log=print) -> FamilySft:
         f"{n / 1e6:.2f}M parameters, vocabulary {len(adapter.tokenizer)}, CTC head {'yes' if ctc else 'no'}")
     train = family_features(adapter, train_utts, log, cfg.data.train_manifest, hotword_contexts(cfg, adapter, path,
                                                                                                  train_utts, log))
+    train.stream = streaming_features(cfg, adapter, train, log)
     dev = None
     if cfg.data.eval_manifest:
         dev = family_features(adapter, read_utterances(cfg.data.eval_manifest, log), log, cfg.data.eval_manifest)

@@ -175,6 +175,9 @@ def run_sft(cfg, log=print) -> dict:
 
         job = load_family_job(cfg, log)
     else:
+        if cfg.data.streaming.enabled:
+            raise ConfigError(f"data.streaming.p={cfg.data.streaming.p}: streaming SFT needs a transformers family "
+                              "model (model.path a family folder, or model.family); set data.streaming.p=0")
         job = NativeSft(cfg, log)
     dev, params = job.dev, job.params
     opt = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)

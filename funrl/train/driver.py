@@ -68,6 +68,7 @@ class Trainer:
         self.roles = Roles.start(cfg, self.run_dir)
         self._spans_pending: list = []  # the workers' spans of the last step, on their way (see log)
         self._prefetched: tuple | None = None  # (step, rows, embeds, sampler state before): prefetch
+        self._stream_tok = None  # data.streaming: the model's tokenizer (draw)
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step, tracker=self._tracker())
         self.device = self.roles.device
 
@@ -139,8 +140,28 @@ class Trainer:
                 refs = embeds if isinstance(embeds, list) else [embeds]
                 ray.wait(refs, num_returns=len(refs), fetch_local=False)
             return rows, embeds
-        rows = [self.rows[i] for i in self.sampler.next()]
+        rows = self.draw(step)
         return rows, self.encode(step, rows)
+
+    def draw(self, step: int, draw: int = 0) -> list[dict]:
+        """The next B manifest rows; with ``data.streaming`` a share cut at a chunk boundary
+        (:mod:`funrl.streaming.training`), the same ones again on a resume."""
+        rows = [self.rows[i] for i in self.sampler.next()]
+        s = self.cfg.data.streaming
+        if not s.enabled:
+            return rows
+        from funrl.streaming.training import draw_chunk, row_rng, streaming_view
+
+        if self._stream_tok is None:  # the model's tokenizer: the prefix's rollback is counted in its tokens
+            from transformers import AutoTokenizer
+
+            self._stream_tok = AutoTokenizer.from_pretrained(self.cfg.model.path)
+        seed = self.cfg.run.seed if s.seed is None else s.seed
+        out = []
+        for i, row in enumerate(rows):
+            k = draw_chunk(row, row_rng(seed, step, draw, i), s)
+            out.append(row if k is None else streaming_view(row, k, s.chunk_s, self._stream_tok, s.rollback))
+        return out
 
     def prefetch(self, step: int) -> None:
         """``train.prefetch_prompts``: draw step+1's rows now and start encoding them, to run while
@@ -151,7 +172,7 @@ class Trainer:
         if not self.cfg.train.prefetch_prompts or step + 1 >= self.cfg.train.steps:
             return
         before = self.sampler.state_dict()
-        rows = [self.rows[i] for i in self.sampler.next()]
+        rows = self.draw(step + 1)
         self._prefetched = (step + 1, rows, self.roles.encode(rows, step + 1, wait=False), before)
 
     def prefetch_alone(self, step: int) -> None:
@@ -229,7 +250,7 @@ class Trainer:
             return rows, embeds, rollout, texts, rewards, {}
         rounds = [(rows, ray.get(embeds), rollout, texts, rewards)]
         while len(rounds) <= a.max_refill_rounds:
-            more = [self.rows[i] for i in self.sampler.next()]
+            more = self.draw(step, len(rounds))
             ref = self.encode(step, more)
             out, more_texts = self.rollout(step, ref, draw=len(rounds))  # fresh noise for each round
             rounds.append((more, ray.get(ref), out, more_texts, self.reward(step, more, more_texts, prefetch=False)))

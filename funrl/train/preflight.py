@@ -45,6 +45,30 @@ def check_rag(cfg) -> None:
                           "or set data.hotwords=manifest")
 
 
+def check_streaming(cfg, utts: list) -> None:
+    """``data.streaming``: a transformers family model (its prompt builder cuts the audio and carries
+    the prefix), and word timings on the rows; rows without them stay offline, counted in the log."""
+    s = cfg.data.streaming
+    if not s.enabled:
+        return
+    from funrl.models.families import is_native
+
+    if cfg.model.path and is_native(cfg.model.path):
+        raise ConfigError(f"data.streaming.p={s.p}: model.path={cfg.model.path} is a funrl-format model; streaming "
+                          "prompts need a transformers family model (Fun-ASR-Nano, Qwen2-Audio); set data.streaming.p=0")
+    if s.prefix == "model":
+        raise ConfigError("data.streaming.prefix=model: GRPO takes the reference prefix (the rollout engine would "
+                          "have to decode every cut prompt twice); funrl sft takes prefix=model. Set "
+                          "data.streaming.prefix=reference")
+    missing = [u for u in utts if u.words is None]
+    if len(missing) == len(utts):
+        raise ConfigError(f"data.streaming.p={s.p}: no row of {cfg.data.train_manifest} has word timings ('words'); "
+                          "`funrl data synth` writes them, `funrl data align` adds them to a manifest")
+    if missing:
+        log.warning("data.streaming: %d of %d rows have no word timings ('words', first: line %s); they stay offline",
+                    len(missing), len(utts), missing[0].line)
+
+
 def preflight(cfg) -> list:
     """The training utterances, after every check that can fail before the run starts."""
     from funrl.data.config import filter_by_duration
@@ -68,4 +92,5 @@ def preflight(cfg) -> list:
         raise ConfigError(too_long_message(
             manifest, long, limit, cfg.model.path,
             f"set data.max_duration={limit:.0f} (or less) to leave them out of training"))
+    check_streaming(cfg, utts)
     return utts

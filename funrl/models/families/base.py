@@ -136,13 +136,21 @@ class FamilyAdapter(ABC):
         return sorted({int(i) for i in ids if i is not None and i != self.tokenizer.unk_token_id})
 
     def prompt_inputs(self, rows: Sequence[Mapping[str, Any]]):
-        """The processor's batch (left-padded ``input_ids``, ``attention_mask``, audio features) for ``rows``."""
+        """The processor's batch (left-padded ``input_ids``, ``attention_mask``, audio features) for
+        ``rows``; a streaming row's audio ends at its ``audio_end_s``."""
         from funrl.data.audio import load_audio
 
+        from funrl.streaming.training import cut_audio
+
         rate = self.processor.feature_extractor.sampling_rate
-        waves = [load_audio(r["audio"], rate, data=r.get("audio_bytes")) for r in rows]
-        texts = [self.prompt_text(r) for r in rows]
+        waves = [cut_audio(load_audio(r["audio"], rate, data=r.get("audio_bytes")), r, rate) for r in rows]
+        texts = [self.full_prompt_text(r) for r in rows]
         return self.processor(text=texts, audio=waves, sampling_rate=rate, padding=True, return_tensors="pt")
+
+    def full_prompt_text(self, row: Mapping[str, Any]) -> str:
+        """:meth:`prompt_text` and, on a streaming row (:mod:`funrl.streaming.training`), its
+        committed prefix as the start of the answer."""
+        return self.prompt_text(row) + (row.get("stream_prefix") or "")
 
     def on_model(self, inputs) -> dict:
         """The processor's tensors on the model's device, floating ones in its dtype."""

@@ -10,9 +10,9 @@ the clip's chunks; the last "boundary" is the end of the clip), as the streaming
   ``prefix: reference`` it is the words fully spoken by the previous boundary ``b − chunk_ms``
   (what an ideal streaming decoder had shown one chunk earlier) less its last ``rollback`` tokens,
   which the decoder reopens at every chunk (``funrl eval --rollback``). With ``prefix: model`` it is
-  the model's own greedy decode of the audio up to the previous boundary (SFT: the starting
-  model's, once; GRPO: the encoder role's copy of the starting model, see
-  :mod:`funrl.train.workers.encoder`), so the model learns to continue from its own mistakes;
+  the model's own greedy decode of the audio up to the previous boundary, whole (SFT: the starting
+  model's, computed once; GRPO: the policy's, by the rollout engine at each step, a
+  ``stream_prefix`` phase in the profile), so the model learns to go on from its own output;
 - the target (``text``, what the rewards score as the reference) is the rest of the words fully
   spoken by ``b`` after the prefix (from inside a word, when the rollback reopened it): a word the boundary cuts in half is not in it, so saying it is
   a guess, which the hallucination reward's length rule penalises (and on an empty target, any

@@ -157,11 +157,27 @@ class Trainer:
 
             self._stream_tok = AutoTokenizer.from_pretrained(self.cfg.model.path)
         seed = self.cfg.run.seed if s.seed is None else s.seed
-        out = []
-        for i, row in enumerate(rows):
-            k = draw_chunk(row, row_rng(seed, step, draw, i), s)
-            out.append(row if k is None else streaming_view(row, k, s.chunk_s, self._stream_tok, s.rollback))
-        return out
+        ks = [draw_chunk(row, row_rng(seed, step, draw, i), s) for i, row in enumerate(rows)]
+        own = self.own_prefixes(step, rows, ks) if s.prefix == "model" else {}
+        return [row if k is None else streaming_view(row, k, s.chunk_s, self._stream_tok, s.rollback,
+                                                     model_prefix=own.get(i, "") if s.prefix == "model" else None)
+                for i, (row, k) in enumerate(zip(rows, ks))]
+
+    def own_prefixes(self, step: int, rows: list[dict], ks: list) -> dict[int, str]:
+        """``data.streaming.prefix=model``: the policy's own greedy decode (the rollout engine, with
+        the weights it was last synced) of each cut row's audio up to the boundary before its own,
+        as a streaming decoder would have shown it one chunk earlier."""
+        chunk = self.cfg.data.streaming.chunk_s
+        todo = [i for i, k in enumerate(ks) if k is not None and k > 1]
+        if not todo:
+            return {}
+        cut = [{**rows[i], "audio_end_s": (ks[i] - 1) * chunk} for i in todo]
+        greedy = dataclasses.replace(self.cfg.rollout.sampling(), temperature=0.0)
+        with self.roles.own("encoder", step, self.prof), self.phase("stream_prefix", step=step):
+            embeds = self.roles.encode(cut, step)
+        with self.roles.own("rollout", step, self.prof), self.phase("stream_prefix", step=step):
+            _, texts = self.roles.generate(embeds, len(cut), 1, greedy, step)
+        return dict(zip(todo, texts))
 
     def prefetch(self, step: int) -> None:
         """``train.prefetch_prompts``: draw step+1's rows now and start encoding them, to run while

@@ -56,10 +56,10 @@ def check_streaming(cfg, utts: list) -> None:
     if cfg.model.path and is_native(cfg.model.path):
         raise ConfigError(f"data.streaming.p={s.p}: model.path={cfg.model.path} is a funrl-format model; streaming "
                           "prompts need a transformers family model (Fun-ASR-Nano, Qwen2-Audio); set data.streaming.p=0")
-    if s.prefix == "model":
-        raise ConfigError("data.streaming.prefix=model: GRPO takes the reference prefix (the rollout engine would "
-                          "have to decode every cut prompt twice); funrl sft takes prefix=model. Set "
-                          "data.streaming.prefix=reference")
+    if s.prefix == "model" and cfg.train.prefetch_prompts:
+        raise ConfigError("data.streaming.prefix=model needs the rollout engine's decode of each cut prompt before "
+                          "the prompt is built, which train.prefetch_prompts would run beside the update; set one "
+                          "of them off")
     missing = [u for u in utts if u.words is None]
     if len(missing) == len(utts):
         raise ConfigError(f"data.streaming.p={s.p}: no row of {cfg.data.train_manifest} has word timings ('words'); "

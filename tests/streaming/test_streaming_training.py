@@ -163,6 +163,36 @@ def test_a_streaming_grpo_step_on_ray(tmp_path, corpus):  # noqa: F811
     assert any(s["stream_boundary_s"] < rows[s["id"]]["duration"] for s in seen)  # some cut inside the clip
 
 
+@pytest.mark.slow
+def test_a_streaming_grpo_step_with_the_policys_own_prefix(tmp_path, corpus):  # noqa: F811
+    from funrl.profiling import load_records
+    from funrl.train.cluster import ray_safe_env
+
+    from tests.train.runs import train_to_end
+
+    ray_safe_env()
+    out = tmp_path / "samples.jsonl"
+    plugin = Path(__file__).with_name("record_plugin.py")
+    run_dir, _ = train_to_end([
+        f"run.output_dir={tmp_path}", "run.name=own", f"data.train_manifest={corpus / 'train.jsonl'}",
+        f"model.path={WARM}", "data.streaming.p=1", "data.streaming.prefix=model", "data.streaming.seed=2",
+        f"rewards.components=[{{name: '{plugin}:record', kwargs: {{out: '{out}'}}}}]",
+        "train.steps=1", "train.prompts_per_step=4", "algorithm.group_size=2", "rollout.max_new_tokens=16",
+        "policy.world_size=1", "policy.lora.enabled=false", "checkpoint.every=0", "checkpoint.save_final=false",
+        "cluster.num_cpus=4", "profile.plots=false",
+    ])
+    seen = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    model = load_audio_llm(WARM)
+    later = [s for s in seen if s["stream_boundary_s"] > 0.72 + 1e-6]
+    assert later, "every prompt was cut at its first chunk: nothing to check"
+    for s in later:  # at step 0 the engine holds the warm start: its greedy decode up to the boundary before
+        k_prev = int(np.ceil(s["stream_boundary_s"] / 0.72 - 1e-9)) - 1
+        row = {k: s[k] for k in ("id", "audio", "language", "hotwords", "duration")}
+        assert s["stream_prefix"] == model.transcribe([{**row, "audio_end_s": k_prev * 0.72}], 16)[0]
+    spans = [x for x in load_records(run_dir)["spans"] if x["name"] == "stream_prefix"]
+    assert len(spans) == 2  # the encode and the greedy decode, each a phase of its own
+
+
 def test_grpo_refuses_streaming_it_cannot_do(corpus, tmp_path):  # noqa: F811
     from funrl.train.preflight import preflight
 
@@ -171,5 +201,6 @@ def test_grpo_refuses_streaming_it_cannot_do(corpus, tmp_path):  # noqa: F811
     base = [f"model.path={WARM}", "data.streaming.p=0.5", f"run.output_dir={tmp_path}"]
     with pytest.raises(ConfigError, match="no row of .*bare.jsonl has word timings.*funrl data align"):
         preflight(load_config(None, base + [f"data.train_manifest={bare}"]))
-    with pytest.raises(ConfigError, match="data.streaming.prefix=model: GRPO takes the reference prefix"):
-        preflight(load_config(None, base + [f"data.train_manifest={corpus / 'train.jsonl'}", "data.streaming.prefix=model"]))
+    with pytest.raises(ConfigError, match="data.streaming.prefix=model needs .* train.prefetch_prompts"):
+        preflight(load_config(None, base + [f"data.train_manifest={corpus / 'train.jsonl'}", "data.streaming.prefix=model",
+                                            "train.prefetch_prompts=true"]))

@@ -11,6 +11,10 @@ normalisation), by four rules; each flags units:
 - ``phrase``: a filler or outro phrase ("thank you for watching", "请订阅", … see
   :data:`DEFAULT_PHRASES`) beyond the number of times the reference says it.
 - ``length``: the units past ``floor(length_ratio × reference units)``.
+- ``unheard``: on a streaming-mode sample (one with ``stream_boundary_s``, see
+  :mod:`funrl.streaming.training`), the length rule with ``stream_length_ratio`` (1.0) instead: the
+  reference is what was spoken entirely by the boundary, so every unit past its length is a word
+  the model has not heard yet (the streaming failure mode), not just those past 1.5×.
 
 The penalty is ``−min(max_penalty, per_unit × flagged units)`` (a unit flagged by two rules
 counts once); 0.0 when nothing is flagged, never ``None``. The report gives no scale; with the
@@ -45,7 +49,7 @@ DEFAULT_PHRASES: tuple[str, ...] = (
 class Span(NamedTuple):
     start: int  # character offsets into the completion
     end: int
-    rule: str  # "noise" | "loop" | "phrase" | "length"
+    rule: str  # "noise" | "loop" | "phrase" | "length" | "unheard"
     text: str
 
 
@@ -71,6 +75,7 @@ class Hallucination:
         phrases: Optional[Sequence[str]] = None,
         extra_phrases: Sequence[str] = (),
         length_ratio: Optional[float] = 1.5,
+        stream_length_ratio: Optional[float] = 1.0,
         lowercase: bool = True,
         punctuation: bool = True,
         width: bool = True,
@@ -78,6 +83,7 @@ class Hallucination:
         if loop_max_n < 1 or loop_min_repeats < 2:
             raise ValueError("loop_max_n must be >= 1 and loop_min_repeats >= 2")
         self.per_unit, self.max_penalty, self.length_ratio = per_unit, max_penalty, length_ratio
+        self.stream_length_ratio = stream_length_ratio
         self._max_n, self._min_repeats = loop_max_n, loop_min_repeats
         self.norm = TextNorm(lowercase=lowercase, punctuation=punctuation, width=width)
         # Units are joined as " u1 u2 …": every unit starts with a space, so patterns align on units.
@@ -109,8 +115,8 @@ class Hallucination:
                         return True
         return False
 
-    def _flag(self, hyp_units: tuple[str, ...], ref_units: tuple[str, ...]) -> dict[int, str]:
-        """unit index -> rule of its first flag."""
+    def _flag(self, hyp_units: tuple[str, ...], ref_units: tuple[str, ...], stream: bool = False) -> dict[int, str]:
+        """unit index -> rule of its first flag; ``stream``: a streaming-mode sample (the ``unheard`` rule)."""
         n, n_ref = len(hyp_units), len(ref_units)
         if n_ref == 0:
             return {i: "noise" for i in range(n)}
@@ -131,9 +137,10 @@ class Hallucination:
                 if seen[key] > self._count(key, ref):
                     for i in range(hyp.count(" ", 0, m.start()), hyp.count(" ", 0, m.end())):
                         flagged.setdefault(i, "phrase")
-        if self.length_ratio is not None:
-            for i in range(math.floor(self.length_ratio * n_ref + 1e-9), n):
-                flagged.setdefault(i, "length")
+        ratio, rule = (self.stream_length_ratio, "unheard") if stream else (self.length_ratio, "length")
+        if ratio is not None:
+            for i in range(math.floor(ratio * n_ref + 1e-9), n):
+                flagged.setdefault(i, rule)
         return flagged
 
     @staticmethod
@@ -149,9 +156,9 @@ class Hallucination:
         """Occurrences of the units ``key`` (" u1 u2") in ``joined``, on unit boundaries."""
         return (joined + " ").count(key + " ")
 
-    def find(self, completion: str, reference: str) -> tuple[int, list[Span]]:
-        """``(hallucinated unit count, spans)`` of one completion."""
-        flagged = self._flag(self.norm.unit_tuple(completion), self.norm.unit_tuple(reference))
+    def find(self, completion: str, reference: str, stream: bool = False) -> tuple[int, list[Span]]:
+        """``(hallucinated unit count, spans)`` of one completion (``stream``: of a streaming-mode sample)."""
+        flagged = self._flag(self.norm.unit_tuple(completion), self.norm.unit_tuple(reference), stream)
         if not flagged:
             return 0, []
         return len(flagged), self._spans(completion, self.norm.spans(completion), flagged)
@@ -184,6 +191,7 @@ class Hallucination:
     def __call__(
         self, completions: list[str], *, references: list[str], samples: list[dict], **kwargs: Any
     ) -> list[Optional[float]]:
-        found = [self.find(c, r) for c, r in zip(completions, references)]
+        found = [self.find(c, r, (s or {}).get("stream_boundary_s") is not None)
+                 for c, r, s in zip(completions, references, samples)]
         self.last_spans = [s for _, s in found]
         return [self.penalty(n) for n, _ in found]

@@ -80,6 +80,7 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "", con
     config, [N] rows whose ``hotwords`` that mode shows): the prompt ids of each mode too
     (``sft.hotword_mix``)."""
     from funrl.data.audio import load_audio
+    from funrl.streaming.training import cut_audio
 
     t0 = time.time()
     proc = adapter.processor
@@ -87,8 +88,6 @@ def family_features(adapter, utts: Sequence[Any], log=print, name: str = "", con
     window, long = adapter.max_audio_seconds, []
     ids, feats, valid = [], [], []
     variants: dict[str, list] = {}
-    from funrl.streaming.training import cut_audio
-
     for u in utts:
         row = u.to_dict() if hasattr(u, "to_dict") else u  # a streaming view is a dict
         wave = cut_audio(load_audio(row["audio"], rate), row, rate)

@@ -15,7 +15,7 @@ the clip's chunks; the last "boundary" is the end of the clip), as the streaming
   ``stream_prefix`` phase in the profile), so the model learns to go on from its own output;
 - the target (``text``, what the rewards score as the reference) is the rest of the words fully
   spoken by ``b`` after the prefix (from inside a word, when the rollback reopened it): a word the boundary cuts in half is not in it, so saying it is
-  a guess, which the hallucination reward's length rule penalises (and on an empty target, any
+  a guess, which the hallucination reward's ``unheard`` rule penalises (and on an empty target, any
   output at all: its noise rule);
 - ``keywords`` keeps the keywords that occur in the target.
 

@@ -179,3 +179,17 @@ def test_loop_prefilter_changes_nothing():
         hyp = " ".join(rng.choices("abcd", k=rng.randint(0, 14)))
         ref = " ".join(rng.choices("abcd", k=rng.randint(1, 6)))
         assert fast.find(hyp, ref) == slow.find(hyp, ref), (hyp, ref)
+
+
+def test_hallucination_flags_unheard_words_on_streaming_samples():
+    h = Hallucination()
+    # target "call Ingrid" (2 words spoken by the boundary); the completion goes on with "tomorrow at
+    # six": offline (ratio 1.5) only the 4th and 5th words are flagged (floor(1.5*2)=3); on a
+    # streaming sample every word past the target's 2 is one not heard yet: 3 words -> -0.3
+    out = ["call Ingrid tomorrow at six"]
+    assert h(out, references=["call Ingrid"], samples=[{}]) == pytest.approx([-0.2])
+    assert h(out, references=["call Ingrid"], samples=[{"stream_boundary_s": 1.44}]) == pytest.approx([-0.3])
+    assert h.last_spans[0] == [Span(12, 27, "unheard", "tomorrow at six")]
+    assert h(["call Ingrid"], references=["call Ingrid"], samples=[{"stream_boundary_s": 1.44}]) == [0.0]
+    # an empty target at the boundary (nothing finished yet): any word is flagged by the noise rule
+    assert h(["call"], references=[""], samples=[{"stream_boundary_s": 0.72}]) == pytest.approx([-0.1])

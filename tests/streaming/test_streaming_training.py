@@ -132,25 +132,31 @@ def test_streaming_sft_with_the_models_own_prefix(corpus):  # noqa: F811
         assert v["stream_prefix"] == model.transcribe([{**row, "audio_end_s": k_prev * 0.72}])[0]
 
 
-@pytest.mark.slow
-def test_a_streaming_grpo_step_on_ray(tmp_path, corpus):  # noqa: F811
+def streaming_run(tmp_path, corpus, name: str, rewards: str, *extra: str) -> tuple[Path, list[dict], list[dict]]:
+    """A short streaming GRPO run on Ray whose reward plugin (record_plugin.py) writes every sample
+    it scores; ``(run_dir, metrics, recorded samples)``."""
     from funrl.train.cluster import ray_safe_env
 
     from tests.train.runs import train_to_end
 
     ray_safe_env()
     out = tmp_path / "samples.jsonl"
-    plugin = Path(__file__).with_name("record_plugin.py")
+    record = f"{{name: '{Path(__file__).with_name('record_plugin.py')}:record', kwargs: {{out: '{out}'}}}}"
     run_dir, metrics = train_to_end([
-        f"run.output_dir={tmp_path}", "run.name=stream", f"data.train_manifest={corpus / 'train.jsonl'}",
+        f"run.output_dir={tmp_path}", f"run.name={name}", f"data.train_manifest={corpus / 'train.jsonl'}",
         f"model.path={WARM}", "data.streaming.p=1", "data.streaming.chunk_ms=720",
-        f"rewards.components=[{{name: accuracy}}, {{name: '{plugin}:record', kwargs: {{out: '{out}'}}}}]",
-        "train.steps=2", "train.prompts_per_step=2", "algorithm.group_size=2", "rollout.max_new_tokens=8",
-        "policy.world_size=1", "policy.lora.enabled=false", "checkpoint.every=0", "checkpoint.save_final=false",
-        "cluster.num_cpus=4", "profile.plots=false",
+        f"rewards.components=[{rewards.format(record=record)}]", "algorithm.group_size=2", "policy.world_size=1",
+        "policy.lora.enabled=false", "checkpoint.every=0", "checkpoint.save_final=false", "cluster.num_cpus=4",
+        "profile.plots=false", *extra,
     ])
+    return run_dir, metrics, [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.mark.slow
+def test_a_streaming_grpo_step_on_ray(tmp_path, corpus):  # noqa: F811
+    _, metrics, seen = streaming_run(tmp_path, corpus, "stream", "{{name: accuracy}}, {record}",
+                                     "train.steps=2", "train.prompts_per_step=2", "rollout.max_new_tokens=8")
     assert [m["step"] for m in metrics] == [0, 1]
-    seen = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(seen) == 2 * 2 * 2  # steps x prompts x group
     tok = load_audio_llm(WARM).tokenizer
     rows = {u.id: u.to_dict() for u in load_manifest(corpus / "train.jsonl")}
@@ -166,22 +172,10 @@ def test_a_streaming_grpo_step_on_ray(tmp_path, corpus):  # noqa: F811
 @pytest.mark.slow
 def test_a_streaming_grpo_step_with_the_policys_own_prefix(tmp_path, corpus):  # noqa: F811
     from funrl.profiling import load_records
-    from funrl.train.cluster import ray_safe_env
 
-    from tests.train.runs import train_to_end
-
-    ray_safe_env()
-    out = tmp_path / "samples.jsonl"
-    plugin = Path(__file__).with_name("record_plugin.py")
-    run_dir, _ = train_to_end([
-        f"run.output_dir={tmp_path}", "run.name=own", f"data.train_manifest={corpus / 'train.jsonl'}",
-        f"model.path={WARM}", "data.streaming.p=1", "data.streaming.prefix=model", "data.streaming.seed=2",
-        f"rewards.components=[{{name: '{plugin}:record', kwargs: {{out: '{out}'}}}}]",
-        "train.steps=1", "train.prompts_per_step=4", "algorithm.group_size=2", "rollout.max_new_tokens=16",
-        "policy.world_size=1", "policy.lora.enabled=false", "checkpoint.every=0", "checkpoint.save_final=false",
-        "cluster.num_cpus=4", "profile.plots=false",
-    ])
-    seen = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    run_dir, _, seen = streaming_run(tmp_path, corpus, "own", "{record}", "data.streaming.prefix=model",
+                                     "data.streaming.seed=2", "train.steps=1", "train.prompts_per_step=4",
+                                     "rollout.max_new_tokens=16")
     model = load_audio_llm(WARM)
     later = [s for s in seen if s["stream_boundary_s"] > 0.72 + 1e-6]
     assert later, "every prompt was cut at its first chunk: nothing to check"

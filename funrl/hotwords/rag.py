@@ -38,10 +38,24 @@ class RagContext:
     @torch.inference_mode()
     def first_pass(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         """The CTC head's greedy transcript of each row's audio (one encoder pass for the batch)."""
+        return self._first_pass(rows)[0]
+
+    def _first_pass(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[torch.Tensor]]:
+        """The transcripts and the audio features of the same encoder pass (the LLM's ``[n_i, H]``)."""
         a = self.audio_llm
-        _, enc, lengths = a.encode(a.on_model(a.prompt_inputs(rows)))
+        audio, enc, lengths = a.encode(a.on_model(a.prompt_inputs(rows)))
         ids = ctc_greedy_decode(self.head(enc.float()), lengths, blank=self.head.blank)
-        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids], audio
+
+    @torch.inference_mode()
+    def prompt_embeds(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[torch.Tensor]]:
+        """``(rows with the retrieved hotwords, their prompt embeddings)`` with one encoder pass: the
+        audio features the first pass computed fill the placeholders of the prompts with context
+        (equal to ``audio_llm.prompt_embeds(self(rows))``, tested), rather than encoding the audio again."""
+        a = self.audio_llm
+        hyps, audio = self._first_pass(rows)
+        out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(hyps))]
+        return out, a.merge_audio(a.on_model(a.prompt_inputs(out)), audio)
 
     def retrieve(self, hypotheses: Sequence[str]) -> list[list[str]]:
         return [[c.term for c in self.index.search(h, self.k)] for h in hypotheses]

@@ -59,6 +59,24 @@ def test_first_pass_is_the_ctc_heads_best_path(corpus, hotword_list):
     assert any(h.strip() for h in got)  # the trained head transcribes something
 
 
+def test_rag_prompts_take_one_encoder_pass(corpus, hotword_list):
+    import dataclasses
+
+    model = load_audio_llm(WARM)
+    model.prompt = dataclasses.replace(model.prompt, use_hotwords=True)
+    rag = RagContext(model, WARM, hotword_list, k=5)
+    rows = [u.to_dict() for u in load_manifest(corpus / "train.jsonl")][:4]
+    want = model.prompt_embeds(rag(rows))  # the first pass, then the prompts encoded again
+    calls, encode = [], model.encode
+    model.encode = lambda inputs: calls.append(1) or encode(inputs)
+    got_rows, got = rag.prompt_embeds(rows)
+    assert len(calls) == 1  # the first pass's audio features serve the prompts too
+    assert [r["hotwords"] for r in got_rows] == [r["hotwords"] for r in rag(rows)]
+    assert any(r["hotwords"] for r in got_rows)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_eval_rag_prompts_with_the_retrieved_terms_through_the_family_prompt_builder(corpus, hotword_list):
     report, rows = evaluate(str(WARM), str(corpus / "train.jsonl"), batch_size=4, max_new_tokens=24, n_boot=10,
                             hotwords="rag", hotword_list=str(hotword_list), rag_k=5)

@@ -248,10 +248,15 @@ class FamilyAdapter(ABC):
     def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> list[str]:
         """Greedy transcripts: :meth:`prompt_embeds`, funrl's decoding loop on :meth:`text_lm`, the
         tokenizer's decode without special tokens (what ``funrl eval`` prints)."""
+        with torch.inference_mode():
+            return self.transcribe_embeds(self.prompt_embeds(rows), max_new_tokens)
+
+    def transcribe_embeds(self, embeds: Sequence[torch.Tensor], max_new_tokens: int = 64) -> list[str]:
+        """:meth:`transcribe` from prompt embeddings already built (hotword RAG builds them)."""
         from funrl.rollout.generation import decode, generate
         from funrl.rollout.protocol import SamplingParams
 
         with torch.inference_mode():
-            out = generate(self.text_lm(), self.prompt_embeds(rows), 1,
+            out = generate(self.text_lm(), list(embeds), 1,
                            SamplingParams(temperature=0, max_new_tokens=max_new_tokens, stop_token_ids=self.stop_token_ids))
         return decode(self.tokenizer, out.token_ids)

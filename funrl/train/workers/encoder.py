@@ -57,10 +57,11 @@ class EncoderWorker(Worker):
             todo = [i for i, e in enumerate(found) if e is None]
             if todo:
                 rows = [samples[i] for i in todo]
-                if self.rag is not None:  # hotwords retrieved for each row replace the manifest's
-                    rows = self.rag(rows)
+                if self.rag is not None:  # hotwords retrieved for each row replace the manifest's (one encoder pass)
+                    rows, new = self.rag.prompt_embeds(rows)
                     span.args["rag_terms"] = sum(len(r["hotwords"]) for r in rows)
-                new = self.audio_llm.prompt_embeds(rows)  # [misses] of [L_i, H]
+                else:
+                    new = self.audio_llm.prompt_embeds(rows)  # [misses] of [L_i, H]
                 for i, e in zip(todo, new):
                     found[i] = e.float()
                     self.cache.put(keys[i], found[i])

@@ -5,11 +5,13 @@ The report's mechanism: a fast CTC decoder on the encoder gives a first hypothes
 phoneme edit distance against it (:mod:`funrl.hotwords.retrieval`, phonemes from
 :mod:`funrl.hotwords.phonemes`); the retrieved terms go into the LLM's context.
 
-Built so far: the phoneme conversion (pinyin with tones for Mandarin, eSpeak NG phonemes for
-English, characters for anything else), the phoneme index and its approximate-substring search
-(rapidfuzz), and batched greedy CTC decoding. Not built yet: the CTC head's training for the
-transformers family, the ``rag`` mode of ``funrl eval`` and of GRPO rollouts, and the
-synthetic vocabulary with sound-alike distractors.
+Here: the phoneme conversion (pinyin with tones for Mandarin, eSpeak NG phonemes for English,
+characters for anything else), the phoneme index and its approximate-substring search (rapidfuzz),
+batched greedy CTC decoding, and :class:`funrl.hotwords.rag.RagContext` (first pass → retrieval →
+the rows' ``hotwords``, or the context prompts' embeddings in one encoder pass). Elsewhere: the CTC
+head of the transformers families (:mod:`funrl.models.families.ctc`, trained by ``funrl sft``),
+``funrl eval --hotwords rag``, GRPO's ``data.hotwords=rag`` (the encoder role), ``sft.hotword_mix``,
+and ``hotwords.txt`` with sound-alike distractors from ``funrl data synth``.
 """
 
 from funrl.hotwords.ctc import ctc_greedy_decode

@@ -163,7 +163,7 @@ def _check(args: argparse.Namespace) -> int:
     print("  languages:    " + ", ".join(f"{k} {v}" for k, v in sorted(langs.items())))
     print("  sample rates: " + ", ".join(f"{k} Hz: {v}" for k, v in sorted(rates.items())))
     print(f"  with keywords: {sum(bool(u.keywords) for u in utts)}, with hotwords: "
-          f"{sum(bool(u.hotwords) for u in utts)}")
+          f"{sum(bool(u.hotwords) for u in utts)}, with word timings: {sum(u.words is not None for u in utts)}")
     return _check_context(args, utts)
 
 

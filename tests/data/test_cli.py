@@ -20,6 +20,7 @@ def test_synth_then_check(tmp_path, capsys):
     assert main(["data", "check", str(out / "manifest.jsonl")]) == 0
     text = capsys.readouterr().out
     assert "ok, 6 utterances" in text and "16000 Hz: 6" in text and "problems: none" in text
+    assert "with word timings: 6" in text  # synth writes them (noise rows: an empty list)
     assert main(["data", "synth", "--out", str(out), "--n", "6"]) == 2  # exists, no --overwrite
     assert "already holds a corpus" in capsys.readouterr().out
 

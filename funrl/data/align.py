@@ -172,7 +172,8 @@ def boundary_agreement(aligned: Sequence[Sequence], reference: Sequence[Sequence
                        ) -> tuple[int, int]:
     """``(boundaries where the words heard agree, boundaries)`` over a clip's inner chunk
     boundaries: what streaming training needs of timings."""
-    from funrl.streaming.training import n_chunks, words_by
+    from funrl.streaming.reference import words_by
+    from funrl.streaming.training import n_chunks
 
     n = n_chunks(duration, chunk_s)
     same = sum(words_by(aligned, k * chunk_s) == words_by(reference, k * chunk_s) for k in range(1, n))

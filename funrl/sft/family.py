@@ -380,18 +380,13 @@ def streaming_features(cfg, adapter, train: FamilyFeatureSet, log=print) -> Fami
     ``prefix: model``: the starting model's greedy decode of the audio up to the previous boundary."""
     import numpy as np
 
-    from funrl.streaming.training import n_chunks, streaming_view
+    from funrl.streaming.training import check_timed, n_chunks, streaming_view
 
     s = cfg.data.streaming
     if not s.enabled:
         return None
     rows = [u.to_dict() for u in train.utts]
-    have = [i for i, r in enumerate(rows) if r.get("words") is not None and r.get("duration")]
-    if not have:
-        raise ConfigError(f"data.streaming.p={s.p}: no row of {cfg.data.train_manifest} has word timings ('words'); "
-                          "`funrl data synth` writes them, `funrl data align` adds them to a manifest")
-    if len(have) < len(rows):
-        log(f"streaming: {len(rows) - len(have)} of {len(rows)} training rows have no word timings; they stay offline")
+    have = check_timed(train.utts, cfg.data.train_manifest, s, log)
     rng = np.random.default_rng([int(cfg.run.seed if s.seed is None else s.seed), 19])
     ks = {i: int(rng.integers(1, n_chunks(float(rows[i]["duration"]), s.chunk_s) + 1)) for i in have}
     prefixes = {}

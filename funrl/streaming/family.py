@@ -8,33 +8,28 @@ the whole clip and nothing committed this is exactly the offline transcription (
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import soundfile as sf
 import torch
 
 
 def continue_fn(audio_llm, row: Mapping[str, Any], max_new_tokens: int = 64):
-    """``(audio_s, prefix token ids) -> continuation token ids`` for one manifest row."""
-    from funrl.data.audio import load_audio
+    """``(audio_s, prefix token ids) -> continuation token ids`` for one manifest row. The file is
+    read once; each chunk's prompt hears it up to ``audio_s`` (``audio_end_s``, cut by the prompt
+    builder as for streaming training rows, :func:`funrl.streaming.training.cut_audio`)."""
     from funrl.rollout.generation import generate
     from funrl.rollout.protocol import SamplingParams
 
-    rate = audio_llm.processor.feature_extractor.sampling_rate
-    wave = load_audio(row["audio"], rate, data=row.get("audio_bytes"))
+    data = row.get("audio_bytes") or Path(row["audio"]).read_bytes()
     lm = audio_llm.text_lm()
     embed = lm.get_input_embeddings()
     sp = SamplingParams(temperature=0, max_new_tokens=max_new_tokens, stop_token_ids=audio_llm.stop_token_ids)
 
     def cont(audio_s: float, prefix: list) -> list:
-        cut = wave[: max(1, int(round(audio_s * rate)))]
-        buf = io.BytesIO()
-        sf.write(buf, np.asarray(cut, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
         with torch.inference_mode():
-            (prompt,) = audio_llm.prompt_embeds([{**dict(row), "audio_bytes": buf.getvalue()}])
+            (prompt,) = audio_llm.prompt_embeds([{**dict(row), "audio_bytes": data, "audio_end_s": audio_s}])
             if prefix:
                 ids = torch.tensor(prefix, dtype=torch.long, device=embed.weight.device)
                 prompt = torch.cat([prompt, embed(ids).to(prompt.dtype)])

@@ -30,15 +30,20 @@ def join_words(words: Sequence[str]) -> str:
     return out
 
 
-def partial_reference(words: Sequence[Sequence], boundary_s: float) -> str:
-    """The words of ``words`` (``[word, start_s, end_s]``) that end at or before ``boundary_s``."""
+def words_by(words: Sequence[Sequence], boundary_s: float) -> list[str]:
+    """The words of ``words`` (``[word, start_s, end_s]``, in time order) that end at or before
+    ``boundary_s``; nothing after a word still being spoken is complete."""
     done = []
     for w in words:
         word, start, end = str(w[0]), float(w[1]), float(w[2])
         if end < start:
             raise ValueError(f"word {word!r} ends ({end}) before it starts ({start})")
-        if end <= boundary_s:
-            done.append(word)
-        else:
-            break  # words are in time order: nothing after a word still being spoken is complete
-    return join_words(done)
+        if end > boundary_s + 1e-9:
+            break
+        done.append(word)
+    return done
+
+
+def partial_reference(words: Sequence[Sequence], boundary_s: float) -> str:
+    """The text of the words of ``words`` (``[word, start_s, end_s]``) that end at or before ``boundary_s``."""
+    return join_words(words_by(words, boundary_s))

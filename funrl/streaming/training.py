@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import numpy as np
-import regex
 
-from funrl.streaming.reference import join_words
+from funrl.streaming.reference import join_words, words_by
 
 PREFIX_MODES = ("reference", "model")
 
@@ -71,18 +70,25 @@ class StreamingConfig:
         return int(self.chunk_ms) / 1000.0
 
 
+def check_timed(utts, manifest: str, cfg: StreamingConfig, warn) -> list[int]:
+    """The indices of ``utts`` (manifest Utterances) with word timings, for ``data.streaming``: a
+    :class:`~funrl.errors.ConfigError` when none has them, ``warn(message)`` with the count (and the
+    first line) when some lack them (they stay offline)."""
+    from funrl.errors import ConfigError
+
+    have = [i for i, u in enumerate(utts) if u.words is not None and u.duration]
+    if not have:
+        raise ConfigError(f"data.streaming.p={cfg.p}: no row of {manifest} has word timings ('words'); "
+                          "`funrl data synth` writes them, `funrl data align` adds them to a manifest")
+    if len(have) < len(utts):
+        first = next(u for u in utts if u.words is None or not u.duration)
+        warn(f"data.streaming: {len(utts) - len(have)} of {len(utts)} rows of {manifest} have no word timings "
+             f"('words', first: line {first.line}); they stay offline")
+    return have
+
+
 def n_chunks(duration: float, chunk_s: float) -> int:
     return max(1, math.ceil(duration / chunk_s - 1e-9))
-
-
-def words_by(words, boundary_s: float) -> list[str]:
-    """The words of ``[[word, start_s, end_s], …]`` spoken entirely by ``boundary_s``."""
-    out = []
-    for w, _, end in words:
-        if float(end) > boundary_s + 1e-9:
-            break
-        out.append(str(w))
-    return out
 
 
 def keep_tokens(text: str, tokenizer, rollback: int) -> str:
@@ -120,7 +126,7 @@ def streaming_view(row: Mapping[str, Any], k: int, chunk_s: float, tokenizer=Non
     if model_prefix is not None:
         prefix = model_prefix
         new = join_words(heard[len(committed):])
-        text = (" " + new) if prefix and new and not (_cjk(prefix[-1]) and _cjk(new[0])) else new
+        text = join_words([prefix, new])[len(prefix):] if prefix and new else new  # with the space it needs
     else:
         prefix = keep_tokens(join_words(committed), tokenizer, rollback) if tokenizer is not None else join_words(committed)
         text = heard_text[len(prefix):]
@@ -129,10 +135,6 @@ def streaming_view(row: Mapping[str, Any], k: int, chunk_s: float, tokenizer=Non
                stream_reference=heard_text, full_text=row.get("text", ""), text=text,
                keywords=[kw for kw in row.get("keywords") or [] if kw.casefold() in text.casefold()])
     return out
-
-
-def _cjk(ch: str) -> bool:
-    return bool(regex.match(r"\p{Han}", ch))
 
 
 def draw_chunk(row: Mapping[str, Any], rng: np.random.Generator, cfg: StreamingConfig) -> int | None:

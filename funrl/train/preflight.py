@@ -60,13 +60,9 @@ def check_streaming(cfg, utts: list) -> None:
         raise ConfigError("data.streaming.prefix=model needs the rollout engine's decode of each cut prompt before "
                           "the prompt is built, which train.prefetch_prompts would run beside the update; set one "
                           "of them off")
-    missing = [u for u in utts if u.words is None]
-    if len(missing) == len(utts):
-        raise ConfigError(f"data.streaming.p={s.p}: no row of {cfg.data.train_manifest} has word timings ('words'); "
-                          "`funrl data synth` writes them, `funrl data align` adds them to a manifest")
-    if missing:
-        log.warning("data.streaming: %d of %d rows have no word timings ('words', first: line %s); they stay offline",
-                    len(missing), len(utts), missing[0].line)
+    from funrl.streaming.training import check_timed
+
+    check_timed(utts, cfg.data.train_manifest, s, log.warning)
 
 
 def preflight(cfg) -> list:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from funrl.streaming.reference import join_words  # the manifest text convention (one implementation)
+
 # rare terms: the keyword pool. slot -> terms
 RARE: dict[str, list[str]] = {
     "name": ["Priya", "Dmitri", "Okafor", "Nakamura", "Ingrid", "Rafael"],
@@ -128,16 +130,6 @@ class Sentence:
     @property
     def text(self) -> str:
         return join_words(self.words)
-
-
-def join_words(words: tuple[str, ...] | list[str]) -> str:
-    """Join words by the text conventions above: no space between two Mandarin words."""
-    out = ""
-    for w in words:
-        if out and not (is_zh(w) and is_zh(out[-1])):
-            out += " "
-        out += w
-    return out
 
 
 def sample_sentence(rng: np.random.Generator, language: str) -> Sentence:

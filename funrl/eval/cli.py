@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hotword-list", default=None,
                    help="with --hotwords rag: the vocabulary to retrieve from (one term per line)")
     p.add_argument("--rag-k", type=int, default=10, help="with --hotwords rag: terms retrieved per utterance")
+    p.add_argument("--rag-check", choices=["none", "ctc"], default="none",
+                   help="with --hotwords rag: ctc also decodes each utterance that got context without it and "
+                        "keeps the transcript the CTC head finds more likely (a second LLM decode of those rows)")
     p.add_argument("--streaming", action="store_true",
                    help="decode as a stream: the audio grows --chunk-ms at a time, the last --rollback tokens revisable")
     p.add_argument("--chunk-ms", type=int, default=720)
@@ -70,11 +73,14 @@ def checked_utterances(model_dir: str, manifest: str, max_new_tokens: int,
 def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens: int = 64,
              n_boot: int = 1000, seed: int = 0, hotwords: str = "saved",
              max_duration: float | None = None, hotword_list: str | None = None,
-             rag_k: int = 10, streaming: tuple[float, int] | None = None) -> tuple[dict, list[dict]]:
+             rag_k: int = 10, streaming: tuple[float, int] | None = None,
+             rag_check: str = "none") -> tuple[dict, list[dict]]:
     """``(report, rows)`` for a model folder on a manifest: what the CLI prints. The manifest
     is checked (:func:`checked_utterances`) before the model is loaded. ``streaming``:
     ``(chunk_s, rollback)`` decodes each clip as a stream (:func:`funrl.streaming.family.stream_rows`;
-    transformers families); the report's ``streaming`` holds the latency figures."""
+    transformers families); the report's ``streaming`` holds the latency figures. ``rag_check``:
+    :class:`funrl.hotwords.rag.RagContext`'s check (``ctc``: the CTC head arbitrates between the
+    transcripts with and without context; the report's ``rag`` counts what it kept)."""
     import dataclasses
 
     from funrl.errors import UserError
@@ -95,7 +101,9 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
             raise UserError("--hotwords rag needs --hotword-list FILE (one term per line)")
         if isinstance(model, NativeAudioLLM):
             raise UserError(f"{model_dir}: --hotwords rag needs a Fun-ASR-Nano family folder with a CTC head")
-        context = RagContext(model, model_dir, hotword_list, rag_k)
+        context = RagContext(model, model_dir, hotword_list, rag_k, rag_check)
+    elif rag_check != "none":
+        raise UserError(f"--rag-check {rag_check} needs --hotwords rag")
     stream_stats = None
     if streaming is not None:
         if isinstance(model, NativeAudioLLM) or context is not None:
@@ -116,10 +124,16 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
     if context is not None:
         from funrl.hotwords.rag import retrieval_stats
 
-        report["rag"] = {"hotword_list": str(hotword_list), "k": rag_k,
+        report["rag"] = {"hotword_list": str(hotword_list), "k": rag_k, "check": rag_check,
                          **retrieval_stats(utts, [r["hotwords"] for r in seen])}
+        if rag_check != "none":
+            kept = [r.get("rag_kept") for r in seen]
+            report["rag"]["with_context"] = sum(k is not None for k in kept)
+            report["rag"]["kept_plain"] = kept.count("plain")
         for row, r in zip(rows, seen):
             row["retrieved"] = r["hotwords"]
+            if "rag_kept" in r:
+                row["rag_kept"] = r["rag_kept"]
     return report, rows
 
 
@@ -134,7 +148,8 @@ def _run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     report, rows = evaluate(args.model, args.manifest, args.batch_size, args.max_new_tokens,
                             args.bootstrap, args.seed, args.hotwords, args.max_duration, args.hotword_list,
-                            args.rag_k, (args.chunk_ms / 1000, args.rollback) if args.streaming else None)
+                            args.rag_k, (args.chunk_ms / 1000, args.rollback) if args.streaming else None,
+                            args.rag_check)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")

@@ -62,9 +62,8 @@ def transcribe_rows(model, utts: Sequence[Any], batch_size: int = 32, max_new_to
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
         rows = [utts[i].to_dict() for i in idx]
-        if context is not None and hasattr(context, "prompt_embeds"):  # RAG: one encoder pass for both
-            rows, embeds = context.prompt_embeds(rows)
-            texts = model.transcribe_embeds(embeds, max_new_tokens)
+        if context is not None and hasattr(context, "transcribe"):  # RAG: one encoder pass for both
+            rows, texts = context.transcribe(rows, max_new_tokens)
         else:
             rows = context(rows) if context is not None else rows
             texts = model.transcribe(rows, max_new_tokens)

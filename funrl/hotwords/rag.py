@@ -5,6 +5,15 @@ retrieved for each utterance; the family's prompt builder then writes them into 
 preamble (Fun-ASR-Nano's 热词列表), the same builder ``funrl eval`` and GRPO's encoder role use.
 Needs a model folder with a CTC head (``ctc.json`` + ``ctc.safetensors``, trained by
 ``funrl sft``; :mod:`funrl.models.families.ctc`): Fun-ASR-Nano family folders only for now.
+
+Where we depart from the report: ``check="ctc"`` (``funrl eval --rag-check ctc``). A context list
+can pull a small LLM off the audio: on the demo's held-out sentences the context-trained tiny model
+stopped after a hotword it had only seen sentence-final in training ("在 Netflix 上播放音乐" →
+"在 Netflix") or ran on into a memorised sentence. With the check, an utterance that got context is
+also decoded without it, and keeps whichever transcript the CTC head (the first pass's own
+log-probs, no second encoder pass) gives the higher likelihood of the audio: the acoustic model
+vetoes a context-driven transcript the audio does not support. It costs a second LLM decode of
+the rows that got context. The report does not describe such a check.
 """
 
 from __future__ import annotations
@@ -15,13 +24,20 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from funrl.errors import UserError
-from funrl.hotwords.ctc import ctc_greedy_decode
+from funrl.hotwords.ctc import ctc_greedy_decode, ctc_nll
 from funrl.hotwords.retrieval import HotwordIndex
 
 
+CHECKS = ("none", "ctc")
+
+
 class RagContext:
-    def __init__(self, audio_llm, model_dir: str | Path, hotword_list: str | Path, k: int = 10):
+    def __init__(self, audio_llm, model_dir: str | Path, hotword_list: str | Path, k: int = 10,
+                 check: str = "none"):
         from funrl.models.families.ctc import load_ctc_head
+
+        if check not in CHECKS:
+            raise UserError(f"hotword RAG check {check!r}: one of {', '.join(CHECKS)}")
 
         head = load_ctc_head(model_dir)
         if head is None or getattr(audio_llm, "ctc_input_size", None) is None:
@@ -29,7 +45,7 @@ class RagContext:
                             "beside a Fun-ASR-Nano family folder); train one with funrl sft sft.trainable=[ctc]")
         if not Path(hotword_list).is_file():
             raise UserError(f"{hotword_list}: hotword list not found (one term per line)")
-        self.audio_llm, self.k = audio_llm, k
+        self.audio_llm, self.k, self.check = audio_llm, k, check
         self.head = head.to(audio_llm.model.device).eval()
         self.index = HotwordIndex.from_file(hotword_list)
         if not len(self.index):
@@ -40,12 +56,14 @@ class RagContext:
         """The CTC head's greedy transcript of each row's audio (one encoder pass for the batch)."""
         return self._first_pass(rows)[0]
 
-    def _first_pass(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[torch.Tensor]]:
-        """The transcripts and the audio features of the same encoder pass (the LLM's ``[n_i, H]``)."""
+    def _first_pass(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """The transcripts, the audio features of the same encoder pass (the LLM's ``[n_i, H]``),
+        and the CTC head's log-probs ``[B, T, V+1]`` with their valid frames ``[B]``."""
         a = self.audio_llm
         audio, enc, lengths = a.encode(a.on_model(a.prompt_inputs(rows)))
-        ids = ctc_greedy_decode(self.head(enc.float()), lengths, blank=self.head.blank)
-        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids], audio
+        logp = self.head(enc.float())
+        ids = ctc_greedy_decode(logp, lengths, blank=self.head.blank)
+        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids], audio, logp, lengths
 
     @torch.inference_mode()
     def prompt_embeds(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[torch.Tensor]]:
@@ -53,9 +71,39 @@ class RagContext:
         audio features the first pass computed fill the placeholders of the prompts with context
         (equal to ``audio_llm.prompt_embeds(self(rows))``, tested), rather than encoding the audio again."""
         a = self.audio_llm
-        hyps, audio = self._first_pass(rows)
+        hyps, audio, _, _ = self._first_pass(rows)
         out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(hyps))]
         return out, a.merge_audio(a.on_model(a.prompt_inputs(out)), audio)
+
+    @torch.inference_mode()
+    def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> tuple[list[dict], list[str]]:
+        """``(rows with the retrieved hotwords, greedy transcripts)``, one encoder pass. With
+        ``check="ctc"`` each row that got context also carries ``rag_kept``: ``"context"``, or
+        ``"plain"`` when its transcript without context has the higher CTC likelihood (ties keep
+        the context one)."""
+        from funrl.models.prompt import target_ids
+
+        a = self.audio_llm
+        hyps, audio, logp, lengths = self._first_pass(rows)
+        out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(hyps))]
+        texts = a.transcribe_embeds(a.merge_audio(a.on_model(a.prompt_inputs(out)), audio), max_new_tokens)
+        got = [i for i, r in enumerate(out) if r["hotwords"]]
+        if self.check != "ctc" or not got:
+            return out, texts
+        plain_rows = [{**out[i], "hotwords": []} for i in got]
+        plain = a.transcribe_embeds(a.merge_audio(a.on_model(a.prompt_inputs(plain_rows)), [audio[i] for i in got]),
+                                    max_new_tokens)
+        sel = torch.tensor(got, device=logp.device)
+        lp, n = logp.index_select(0, sel), lengths.index_select(0, sel.to(lengths.device))
+        cands = [texts[i] for i in got] + plain
+        nll = ctc_nll(torch.cat([lp, lp]), torch.cat([n, n]), [target_ids(a.tokenizer, t)[:-1] for t in cands],
+                      self.head.blank)
+        for j, i in enumerate(got):
+            keep_plain = bool(nll[len(got) + j] < nll[j])
+            out[i]["rag_kept"] = "plain" if keep_plain else "context"
+            if keep_plain:
+                texts[i] = plain[j]
+        return out, texts
 
     def retrieve(self, hypotheses: Sequence[str]) -> list[list[str]]:
         return [[c.term for c in self.index.search(h, self.k)] for h in hypotheses]

@@ -101,6 +101,41 @@ def test_eval_rag_prompts_with_the_retrieved_terms_through_the_family_prompt_bui
     assert report["rag"]["keyword_recall"] == pytest.approx(found / report["rag"]["keywords"])
 
 
+def test_rag_check_keeps_the_transcript_the_ctc_head_finds_more_likely(corpus, hotword_list):
+    """``--rag-check ctc``: a row that got context is decoded with and without it, one row at a
+    time here, and keeps the transcript of lower CTC negative log-likelihood under the head."""
+    import dataclasses
+
+    from funrl.hotwords.ctc import ctc_nll
+    from funrl.models.prompt import target_ids
+
+    report, rows = evaluate(str(WARM), str(corpus / "train.jsonl"), batch_size=4, max_new_tokens=24, n_boot=10,
+                            hotwords="rag", hotword_list=str(hotword_list), rag_k=5, rag_check="ctc")
+    model = load_audio_llm(WARM)
+    model.prompt = dataclasses.replace(model.prompt, use_hotwords=True)
+    rag = RagContext(model, WARM, hotword_list, k=5)
+    head = load_ctc_head(WARM)
+    by_id = {r["id"]: r for r in rows}
+    kept = []
+    for u in load_manifest(corpus / "train.jsonl"):
+        (ctx,) = rag([u.to_dict()])
+        with_ctx = model.transcribe([ctx], 24)[0]
+        if not ctx["hotwords"]:  # no context, nothing to check
+            assert "rag_kept" not in by_id[u.id] and by_id[u.id]["hypothesis"] == with_ctx
+            continue
+        plain = model.transcribe([{**ctx, "hotwords": []}], 24)[0]
+        _, enc, lengths = model.encode(model.on_model(model.prompt_inputs([ctx])))
+        with torch.inference_mode():
+            logp = head(enc.float())
+        nll = [float(ctc_nll(logp, lengths, [target_ids(model.tokenizer, t)[:-1]], head.blank)[0]) for t in (with_ctx, plain)]
+        want = "plain" if nll[1] < nll[0] else "context"
+        assert by_id[u.id]["rag_kept"] == want
+        assert by_id[u.id]["hypothesis"] == (plain if want == "plain" else with_ctx)
+        kept.append(want)
+    assert report["rag"]["check"] == "ctc" and report["rag"]["with_context"] == len(kept) > 0
+    assert report["rag"]["kept_plain"] == kept.count("plain") > 0  # the warm start never saw context
+
+
 def test_rag_refuses_a_model_without_a_ctc_head_and_a_missing_list(tmp_path, hotword_list):
     from funrl.errors import UserError
 
@@ -109,3 +144,12 @@ def test_rag_refuses_a_model_without_a_ctc_head_and_a_missing_list(tmp_path, hot
         RagContext(model, tmp_path, hotword_list)
     with pytest.raises(UserError, match="hotword list not found"):
         RagContext(model, WARM, tmp_path / "none.txt")
+    with pytest.raises(UserError, match="check 'lm'"):
+        RagContext(model, WARM, hotword_list, check="lm")
+
+
+def test_rag_check_without_rag_is_refused(corpus):
+    from funrl.errors import UserError
+
+    with pytest.raises(UserError, match="--rag-check ctc needs --hotwords rag"):
+        evaluate(str(WARM), str(corpus / "train.jsonl"), n_boot=0, hotwords="none", rag_check="ctc")

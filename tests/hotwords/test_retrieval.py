@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from funrl.hotwords import HotwordIndex, ctc_greedy_decode, phonemes
+from funrl.hotwords.ctc import ctc_nll
 from funrl.hotwords.phonemes import encode
 from funrl.hotwords.retrieval import default_threshold
 
@@ -64,3 +66,33 @@ def test_ctc_greedy_decode_merges_repeats_drops_blanks_and_ignores_padding():
     assert ctc_greedy_decode(logits, torch.tensor([7, 5])) == [[1, 1, 2], [2, 2]]
     assert ctc_greedy_decode(logits) == [[1, 1, 2], [2, 2, 1]]
     assert ctc_greedy_decode(logits.log_softmax(-1), blank=2) == [[1, 0, 1, 0], [0, 1]]
+
+
+def test_ctc_nll_worked_by_hand_and_against_every_alignment():
+    import itertools
+    import math
+
+    # two frames, labels 0 'a' and 1 blank: 'a' is spelt by a a, a _ and _ a
+    p = torch.tensor([[[0.6, 0.4], [0.3, 0.7]]])
+    got = ctc_nll(p.log(), torch.tensor([2]), [[0]], blank=1)
+    assert float(got[0]) == pytest.approx(-math.log(0.6 * 0.3 + 0.6 * 0.7 + 0.4 * 0.3), rel=1e-6)
+    # a batch with padding against brute force over all 3^T label paths (blank 2)
+    torch.manual_seed(0)
+    logp = torch.randn(2, 5, 3).log_softmax(-1)
+    lengths, targets = torch.tensor([5, 4]), [[0, 1, 1], [1]]
+
+    def brute(lp, T, target):
+        total = 0.0
+        for path in itertools.product(range(3), repeat=T):
+            out = [k for i, k in enumerate(path) if k != 2 and (i == 0 or path[i - 1] != k)]
+            if out == target:
+                total += math.exp(sum(float(lp[t, k]) for t, k in enumerate(path)))
+        return -math.log(total) if total else math.inf
+
+    got = ctc_nll(logp, lengths, targets, blank=2)
+    for b in range(2):
+        assert float(got[b]) == pytest.approx(brute(logp[b], int(lengths[b]), targets[b]), rel=1e-5)
+    # an empty transcript is all blanks; a target too long for its frames is impossible
+    empty = ctc_nll(logp, lengths, [[], [0, 0, 0]], blank=2)
+    assert float(empty[0]) == pytest.approx(-float(logp[0, :, 2].sum()), rel=1e-5)
+    assert math.isinf(float(empty[1]))  # a a a needs a blank between repeats: 5 frames, 4 valid

@@ -7,8 +7,9 @@ phoneme edit distance against it (:mod:`funrl.hotwords.retrieval`, phonemes from
 
 Here: the phoneme conversion (pinyin with tones for Mandarin, eSpeak NG phonemes for English,
 characters for anything else), the phoneme index and its approximate-substring search (rapidfuzz),
-batched greedy CTC decoding, and :class:`funrl.hotwords.rag.RagContext` (first pass → retrieval →
-the rows' ``hotwords``, or the context prompts' embeddings in one encoder pass). Elsewhere: the CTC
+batched greedy CTC decoding and CTC scoring, and :class:`funrl.hotwords.rag.RagContext` (first pass →
+retrieval → the rows' ``hotwords``, or the context prompts' embeddings in one encoder pass, or the
+transcripts, optionally checked against the CTC head: ``funrl eval --rag-check ctc``). Elsewhere: the CTC
 head of the transformers families (:mod:`funrl.models.families.ctc`, trained by ``funrl sft``),
 ``funrl eval --hotwords rag``, GRPO's ``data.hotwords=rag`` (the encoder role), ``sft.hotword_mix``,
 and ``hotwords.txt`` with sound-alike distractors from ``funrl data synth``.

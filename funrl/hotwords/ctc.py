@@ -38,7 +38,7 @@ def ctc_nll(log_probs: torch.Tensor, lengths: torch.Tensor, targets: Sequence[Se
     """``log_probs`` ``[B, T, V]`` (log-softmax over labels), ``lengths`` ``[B]`` valid frames,
     ``targets`` B label sequences (no blanks): ``[B]`` -log p(target | audio) in nats, each summed
     over all of its CTC alignments; ``inf`` where the target cannot fit in its frames."""
-    flat = torch.tensor([t for ids in targets for t in ids], dtype=torch.long)
+    flat = torch.tensor([t for ids in targets for t in ids], dtype=torch.long, device=log_probs.device)
     tlen = torch.tensor([len(ids) for ids in targets], dtype=torch.long)
     return F.ctc_loss(log_probs.float().transpose(0, 1), flat, lengths.cpu().long(), tlen, blank=blank,
                       reduction="none", zero_infinity=False)

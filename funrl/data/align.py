@@ -1,7 +1,7 @@
 """``funrl data align``: word timings for a manifest without them, by CTC forced alignment with the
 model's own CTC head (issue 19; the streaming training data needs ``words``).
 
-The audio goes through the model's encoder and CTC head (Fun-ASR-Nano family folders with
+The audio goes through the model's encoder and CTC head (transformers family folders with
 ``ctc.json`` + ``ctc.safetensors``, :mod:`funrl.models.families.ctc`); the transcript is tokenised
 as the head was trained (the tokenizer's ids of ``text``), and a Viterbi pass over the CTC
 trellis finds the frames where each token is emitted (:func:`forced_align`). Written here because
@@ -133,7 +133,7 @@ class Aligner:
         from funrl.models.families.ctc import load_ctc_head
 
         if is_native(model_dir):
-            raise UserError(f"{model_dir}: funrl data align needs a Fun-ASR-Nano family folder with a CTC head "
+            raise UserError(f"{model_dir}: funrl data align needs a transformers family folder with a CTC head "
                             "(ctc.json, ctc.safetensors); this is a funrl-format model")
         self.model = load_audio_llm(model_dir, device=torch.device(device))
         head = load_ctc_head(model_dir)

@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = dsub.add_parser("align", help="add word timings ('words') to a manifest by CTC forced alignment "
                                       "with a model's CTC head")
     a.add_argument("manifest", help="the manifest to align")
-    a.add_argument("--model", required=True, help="a Fun-ASR-Nano family folder with a CTC head (ctc.json)")
+    a.add_argument("--model", required=True, help="a transformers family folder (Fun-ASR-Nano, Qwen2-Audio) with a CTC head (ctc.json)")
     a.add_argument("--out", required=True, help="the manifest to write (the input's rows, with 'words')")
     a.add_argument("--batch-size", type=int, default=32)
     a.add_argument("--compare", action="store_true",

@@ -100,7 +100,7 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
         if not hotword_list:
             raise UserError("--hotwords rag needs --hotword-list FILE (one term per line)")
         if isinstance(model, NativeAudioLLM):
-            raise UserError(f"{model_dir}: --hotwords rag needs a Fun-ASR-Nano family folder with a CTC head")
+            raise UserError(f"{model_dir}: --hotwords rag needs a transformers family folder with a CTC head")
         context = RagContext(model, model_dir, hotword_list, rag_k, rag_check)
     elif rag_check != "none":
         raise UserError(f"--rag-check {rag_check} needs --hotwords rag")

@@ -4,7 +4,8 @@
 retrieved for each utterance; the family's prompt builder then writes them into its context
 preamble (Fun-ASR-Nano's 热词列表), the same builder ``funrl eval`` and GRPO's encoder role use.
 Needs a model folder with a CTC head (``ctc.json`` + ``ctc.safetensors``, trained by
-``funrl sft``; :mod:`funrl.models.families.ctc`): Fun-ASR-Nano family folders only for now.
+``funrl sft``; :mod:`funrl.models.families.ctc`): a transformers family folder (Fun-ASR-Nano,
+Qwen2-Audio).
 
 Where we depart from the report: ``check="ctc"`` (``funrl eval --rag-check ctc``). A context list
 can pull a small LLM off the audio: on the demo's held-out sentences the context-trained tiny model
@@ -42,7 +43,7 @@ class RagContext:
         head = load_ctc_head(model_dir)
         if head is None or getattr(audio_llm, "ctc_input_size", None) is None:
             raise UserError(f"{model_dir}: hotword RAG needs the model's CTC head (ctc.json and ctc.safetensors "
-                            "beside a Fun-ASR-Nano family folder); train one with funrl sft sft.trainable=[ctc]")
+                            "beside a transformers family folder); train one with funrl sft sft.trainable=[ctc]")
         if not Path(hotword_list).is_file():
             raise UserError(f"{hotword_list}: hotword list not found (one term per line)")
         self.audio_llm, self.k, self.check = audio_llm, k, check

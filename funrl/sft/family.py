@@ -22,8 +22,9 @@ Parts (``sft.trainable``): ``encoder`` (``audio_tower``), ``adaptor`` (``multi_m
 ``llm`` (language model + LM head; with ``sft.lora.enabled`` only the LoRA weights), ``ctc``.
 Checkpoints are the family's own folder (LoRA merged in) with ``ctc.safetensors`` beside it.
 
-CTC: funrl has a CTC head for Fun-ASR-Nano only (the adapter's ``ctc_input_size``). For a family
-without one (Qwen2-Audio) the loss is CE alone, whatever ``sft.ctc_weight`` says (its default is
+CTC: funrl's CTC head reads the encoder output the adapter's ``encode`` returns (``ctc_input_size``:
+Fun-ASR-Nano's SAN-M encoder, Qwen2-Audio's pooled audio tower, before the projector). For a family
+without one the loss is CE alone, whatever ``sft.ctc_weight`` says (its default is
 0.3, so an error would refuse the plain command), the part ``ctc`` selects nothing, and the run's
 log says so once; ``sft.trainable=[ctc]`` alone is refused (no parameters).
 """

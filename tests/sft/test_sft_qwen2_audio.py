@@ -3,8 +3,8 @@ synthesized corpus's clips being up to 3.6 s): cached features rebuild the proce
 exactly; the SFT loss equals the family model's own forward with labels on the target; SpecAugment
 touches valid frames only; the loss falls on a fixed batch; through the real CLI, sft.trainable=[llm]
 changes only the language model and its head, and the saved folders load in the family's own
-class and processor and run under `funrl eval`; LoRA is merged into the save; CTC is skipped with a
-note; a clip longer than the window is refused."""
+class and processor and run under `funrl eval`; LoRA is merged into the save; funrl's CTC head reads
+the pooled encoder output; a clip longer than the window is refused."""
 
 from __future__ import annotations
 
@@ -104,10 +104,30 @@ def test_spec_augment_masks_only_valid_frames(corpus, folder, tmp_path):
     assert torch.equal(clean["input_ids"], masked["input_ids"])
 
 
-def test_loss_falls_on_a_fixed_batch_and_ctc_is_skipped_with_a_note(corpus, folder, tmp_path):
+def test_the_ctc_head_reads_the_pooled_encoder_and_the_loss_falls(corpus, folder, tmp_path):
+    """Qwen2-Audio gets funrl's CTC head on the pooled audio-tower output (no note, no refusal): the
+    batched CTC term equals one clip at a time (no padding), CE and CTC fall on a fixed batch, and
+    sft.trainable=[ctc] trains the head alone."""
+    import torch.nn.functional as F
+
+    from funrl.models.prompt import target_ids
+
     notes = []
     job = _job(corpus, folder, tmp_path, log=notes.append)  # the defaults: ctc_weight 0.3, trainable ... ctc
-    assert job.ctc_head is None and any("no CTC head" in n for n in notes)
+    assert job.ctc_head is not None and not any("no CTC head" in n for n in notes)
+    assert job.ctc_head.proj.in_features == job.adapter.model.config.audio_config.d_model
+    job.train(False)
+    with torch.no_grad():
+        loss, m = job.loss(IDX, None, 0.3)
+        ref = torch.zeros(())
+        for i in IDX:  # the slow reference: one clip at a time
+            u = job.train_set.utts[i]
+            _, enc, n = job.adapter.encode(job.adapter.on_model(job.adapter.prompt_inputs([u.to_dict()])))
+            ids = target_ids(job.adapter.tokenizer, u.text)[:-1]
+            ref = ref + F.ctc_loss(job.ctc_head(enc).transpose(0, 1), torch.tensor([ids]), n, torch.tensor([len(ids)]),
+                                   blank=job.ctc_head.blank, reduction="sum", zero_infinity=True)
+    assert m["ctc"] == pytest.approx(float(ref) / len(IDX), rel=1e-4)
+    assert m["loss"] == pytest.approx(m["ce"] + 0.3 * m["ctc"], rel=1e-5)
     job.train()
     opt = torch.optim.AdamW(job.params, lr=5e-3)
     first = last = None
@@ -117,10 +137,37 @@ def test_loss_falls_on_a_fixed_batch_and_ctc_is_skipped_with_a_note(corpus, fold
         loss.backward()
         opt.step()
         first, last = first or m, m
-    assert "ctc" not in last and last["loss"] == last["ce"]
-    assert last["ce"] < 0.5 * first["ce"]
-    with pytest.raises(ConfigError, match="selects no parameters"):
-        _job(corpus, folder, tmp_path, ["sft.trainable=[ctc]"])
+    assert last["ce"] < 0.5 * first["ce"] and last["ctc"] < 0.8 * first["ctc"]
+    head_only = _job(corpus, folder, tmp_path, ["sft.trainable=[ctc]"])
+    assert {id(p) for p in head_only.params} == {id(p) for p in head_only.ctc_head.parameters()}
+
+
+def test_a_saved_qwen2_audio_folder_serves_hotword_rag_and_its_check(corpus, folder, tmp_path):
+    """The head is saved beside the family folder; RAG's first pass is its best path, and
+    ``funrl eval --hotwords rag --rag-check ctc`` runs on it."""
+    from funrl.data.manifest import load_manifest
+    from funrl.eval.cli import evaluate
+    from funrl.hotwords.ctc import ctc_greedy_decode
+    from funrl.hotwords.rag import RagContext
+    from funrl.models.families import load_audio_llm
+
+    out = tmp_path / "saved"
+    train_then_save(_job(corpus, folder, tmp_path), out, steps=2, ctc_weight=0.3)
+    assert (out / "ctc.safetensors").is_file() and (out / "ctc.json").is_file()
+    terms = tmp_path / "hotwords.txt"
+    terms.write_text("Netflix\nIngrid\n张伟\n", encoding="utf-8")
+    model = load_audio_llm(out)
+    rag = RagContext(model, out, terms)
+    rows = [u.to_dict() for u in load_manifest(corpus / "train.jsonl")][:3]
+    got = rag.first_pass(rows)
+    for row, hyp in zip(rows, got):  # one clip at a time
+        _, enc, n = model.encode(model.on_model(model.prompt_inputs([row])))
+        with torch.no_grad():
+            (ids,) = ctc_greedy_decode(rag.head(enc.float()), n, blank=rag.head.blank)
+        assert hyp == model.tokenizer.decode(ids, skip_special_tokens=True)
+    report, _ = evaluate(str(out), str(corpus / "dev.jsonl"), batch_size=4, max_new_tokens=8, n_boot=0,
+                         hotwords="rag", hotword_list=str(terms), rag_check="ctc")
+    assert report["rag"]["check"] == "ctc" and report["rag"]["keywords"] >= 0
 
 
 def test_cli_trains_only_the_llm_and_saves_the_family_folder(corpus, folder, tmp_path):

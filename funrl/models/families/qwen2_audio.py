@@ -4,7 +4,9 @@ Whisper-style encoder (log-mel, 30 s windows, pooled to 25 frames/s) -> linear p
 (``model.model.language_model``, untied head in the released checkpoints). transformers has no
 ``get_audio_features`` for this family: :meth:`Qwen2AudioAdapter.audio_embeds` runs the same lines
 ``Qwen2AudioModel.forward`` runs before its ``masked_scatter`` (audio tower with its bidirectional
-padding mask, projector, valid frames kept), so the merge is the family's own.
+padding mask, projector, valid frames kept), so the merge is the family's own. The pooled encoder
+output before the projector feeds funrl's CTC head (:meth:`Qwen2AudioAdapter.encode`; the released
+model has none: ``funrl sft sft.trainable=[ctc]`` trains one, for hotword RAG and ``funrl data align``).
 
 Prompt: the processor's chat template (system turn, ``Audio 1: <|audio_bos|><|AUDIO|><|audio_eos|>``,
 then the user text). The user text is Qwen2-Audio's published ASR instruction "Detect the language
@@ -69,6 +71,16 @@ class Qwen2AudioAdapter(FamilyAdapter):
         return self.processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
 
     def audio_embeds(self, inputs) -> list[torch.Tensor]:
+        return self.encode(inputs)[0]
+
+    @property
+    def ctc_input_size(self) -> int:
+        return int(self.model.config.audio_config.d_model)
+
+    def encode(self, inputs) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """``(audio [B] of [n_i, H], encoder output [B, S, D_audio], lengths [B])`` in one audio-tower
+        pass: the pooled encoder output (25 frames/s, before the projector; one frame per audio
+        placeholder) is what a CTC head reads."""
         from transformers.masking_utils import create_bidirectional_mask
 
         model = self.model.model
@@ -80,7 +92,7 @@ class Qwen2AudioAdapter(FamilyAdapter):
         attn = create_bidirectional_mask(config=model.audio_tower.config, inputs_embeds=dummy, attention_mask=valid)
         hidden = model.audio_tower(feats, attention_mask=attn).last_hidden_state  # [B, S, D_audio]
         audio = model.multi_modal_projector(hidden)  # [B, S, H]
-        return [audio[i, : int(n)] for i, n in enumerate(out_lengths)]
+        return [audio[i, : int(n)] for i, n in enumerate(out_lengths)], hidden, out_lengths
 
     @property
     def max_audio_seconds(self) -> float:

@@ -19,6 +19,7 @@ the rows that got context. The report does not describe such a check.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +31,15 @@ from funrl.hotwords.retrieval import HotwordIndex
 
 
 CHECKS = ("none", "ctc")
+
+
+@dataclass
+class _FirstPass:
+    hypotheses: list[str]  # the CTC head's greedy transcripts
+    audio: list[torch.Tensor]  # [B] of [n_i, H]: the LLM's audio features
+    log_probs: torch.Tensor  # [B, T, V+1]: the CTC head's
+    lengths: torch.Tensor  # [B] valid frames
+    plain: list[torch.Tensor]  # [B] of [L_i, H]: the prompt embeddings without context
 
 
 class RagContext:
@@ -55,26 +65,41 @@ class RagContext:
     @torch.inference_mode()
     def first_pass(self, rows: Sequence[Mapping[str, Any]]) -> list[str]:
         """The CTC head's greedy transcript of each row's audio (one encoder pass for the batch)."""
-        return self._first_pass(rows)[0]
+        return self._first_pass(rows).hypotheses
 
-    def _first_pass(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[torch.Tensor], torch.Tensor, torch.Tensor]:
-        """The transcripts, the audio features of the same encoder pass (the LLM's ``[n_i, H]``),
-        and the CTC head's log-probs ``[B, T, V+1]`` with their valid frames ``[B]``."""
+    def _first_pass(self, rows: Sequence[Mapping[str, Any]]) -> "_FirstPass":
+        """One encoder pass on the rows' prompts without context (the encoder reads only the audio;
+        that batch's ids give the prompts without context, which the check decodes)."""
         a = self.audio_llm
-        audio, enc, lengths = a.encode(a.on_model(a.prompt_inputs(rows)))
+        inputs = a.on_model(a.prompt_inputs([{**dict(r), "hotwords": []} for r in rows]))
+        audio, enc, lengths = a.encode(inputs)
         logp = self.head(enc.float())
         ids = ctc_greedy_decode(logp, lengths, blank=self.head.blank)
-        return [a.tokenizer.decode(x, skip_special_tokens=True) for x in ids], audio, logp, lengths
+        return _FirstPass([a.tokenizer.decode(x, skip_special_tokens=True) for x in ids], audio, logp, lengths,
+                          a.merge_audio(inputs, audio))
+
+    def _with_context(self, rows: Sequence[Mapping[str, Any]]) -> tuple["_FirstPass", list[dict], list[torch.Tensor], list[int]]:
+        """``(first pass, rows with the retrieved hotwords, their prompt embeddings, indices of the rows
+        that got terms)``: the first pass's audio features fill every prompt; only the rows that got
+        terms need a prompt of their own, the rest keep the one without context."""
+        a = self.audio_llm
+        fp = self._first_pass(rows)
+        out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(fp.hypotheses))]
+        embeds = list(fp.plain)
+        got = [i for i, r in enumerate(out) if r["hotwords"]]
+        if got:
+            ctx = a.merge_audio(a.on_model(a.prompt_inputs([out[i] for i in got])), [fp.audio[i] for i in got])
+            for i, e in zip(got, ctx):
+                embeds[i] = e
+        return fp, out, embeds, got
 
     @torch.inference_mode()
     def prompt_embeds(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[dict], list[torch.Tensor]]:
         """``(rows with the retrieved hotwords, their prompt embeddings)`` with one encoder pass: the
         audio features the first pass computed fill the placeholders of the prompts with context
         (equal to ``audio_llm.prompt_embeds(self(rows))``, tested), rather than encoding the audio again."""
-        a = self.audio_llm
-        hyps, audio, _, _ = self._first_pass(rows)
-        out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(hyps))]
-        return out, a.merge_audio(a.on_model(a.prompt_inputs(out)), audio)
+        _, out, embeds, _ = self._with_context(rows)
+        return out, embeds
 
     @torch.inference_mode()
     def transcribe(self, rows: Sequence[Mapping[str, Any]], max_new_tokens: int = 64) -> tuple[list[dict], list[str]]:
@@ -85,17 +110,13 @@ class RagContext:
         from funrl.models.prompt import target_ids
 
         a = self.audio_llm
-        hyps, audio, logp, lengths = self._first_pass(rows)
-        out = [{**dict(r), "hotwords": t} for r, t in zip(rows, self.retrieve(hyps))]
-        texts = a.transcribe_embeds(a.merge_audio(a.on_model(a.prompt_inputs(out)), audio), max_new_tokens)
-        got = [i for i, r in enumerate(out) if r["hotwords"]]
+        fp, out, embeds, got = self._with_context(rows)
+        texts = a.transcribe_embeds(embeds, max_new_tokens)
         if self.check != "ctc" or not got:
             return out, texts
-        plain_rows = [{**out[i], "hotwords": []} for i in got]
-        plain = a.transcribe_embeds(a.merge_audio(a.on_model(a.prompt_inputs(plain_rows)), [audio[i] for i in got]),
-                                    max_new_tokens)
-        sel = torch.tensor(got, device=logp.device)
-        lp, n = logp.index_select(0, sel), lengths.index_select(0, sel.to(lengths.device))
+        plain = a.transcribe_embeds([fp.plain[i] for i in got], max_new_tokens)
+        sel = torch.tensor(got, device=fp.log_probs.device)
+        lp, n = fp.log_probs.index_select(0, sel), fp.lengths.index_select(0, sel.to(fp.lengths.device))
         cands = [texts[i] for i in got] + plain
         nll = ctc_nll(torch.cat([lp, lp]), torch.cat([n, n]), [target_ids(a.tokenizer, t)[:-1] for t in cands],
                       self.head.blank)

@@ -89,6 +89,8 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
     from funrl.models.families import load_audio_llm
     from funrl.models.families.native import NativeAudioLLM
 
+    if rag_check != "none" and hotwords != "rag":  # refused before any audio is read
+        raise UserError(f"--rag-check {rag_check} needs --hotwords rag")
     utts = checked_utterances(model_dir, manifest, max_new_tokens, max_duration)
     model = load_audio_llm(model_dir)
     if hotwords != "saved":
@@ -102,8 +104,6 @@ def evaluate(model_dir: str, manifest: str, batch_size: int = 32, max_new_tokens
         if isinstance(model, NativeAudioLLM):
             raise UserError(f"{model_dir}: --hotwords rag needs a transformers family folder with a CTC head")
         context = RagContext(model, model_dir, hotword_list, rag_k, rag_check)
-    elif rag_check != "none":
-        raise UserError(f"--rag-check {rag_check} needs --hotwords rag")
     stream_stats = None
     if streaming is not None:
         if isinstance(model, NativeAudioLLM) or context is not None:

@@ -95,7 +95,7 @@ def funrl_config(run_root: Path, name: str, corpus: Path, model: Path, *, steps:
     from funrl.config import load_config
     from transformers import AutoConfig
 
-    vocab = AutoConfig.from_pretrained(text_lm_dir(model)).vocab_size
+    vocab = AutoConfig.from_pretrained(text_lm_dir(model)).vocab_size if force_length else None
     ov = {
         "run.output_dir": str(run_root), "run.name": name,
         "data.train_manifest": str(corpus / "train.jsonl"), "model.path": str(model),

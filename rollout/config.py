@@ -60,6 +60,9 @@ class RolloutConfig(SamplingParams):
     # > 1: the step's prompts are generated in this many chunks, and each chunk's completions are
     # scored by the reward pool while the next chunk generates (funrl/train/driver.py rollout_overlapped)
     reward_overlap_chunks: int = 1
+    # true: one generate call whose groups come back as soon as each one's samples have all ended,
+    # each scored at once by the reward pool while the rest decode (driver.py rollout_overlapped)
+    reward_overlap_groups: bool = False
     # rollout engines (data parallel): a step's prompts are split across them; the weight sync
     # gathers once and sends every engine the same buckets (funrl/train/workers/policy.py)
     num_engines: int = 1
@@ -83,6 +86,9 @@ class RolloutConfig(SamplingParams):
         check_value("rollout.bucket_mb", self.bucket_mb > 0, "a positive size in MiB", self.bucket_mb)
         check_value("rollout.reward_overlap_chunks", self.reward_overlap_chunks >= 1, "an integer >= 1 (1: no overlap)",
                     self.reward_overlap_chunks)
+        check_value("rollout.reward_overlap_groups", not (self.reward_overlap_groups and self.reward_overlap_chunks > 1),
+                    "false when rollout.reward_overlap_chunks > 1 (two ways to overlap the rewards: choose one)",
+                    self.reward_overlap_groups)
         check_value("rollout.sglang.mem_fraction", 0.0 < self.sglang.mem_fraction <= 1.0, "a value in (0, 1]",
                     self.sglang.mem_fraction)
         check_value("rollout.temperature", self.temperature >= 0, "a number >= 0 (0 is greedy)", self.temperature)

@@ -19,7 +19,8 @@ ended it (``finish_reason`` ``stop``), otherwise it has ``max_new_tokens`` token
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import torch
 
@@ -86,22 +87,34 @@ def _decoder(llm, capacity: int, lean: bool | None):
     return KVDecoder(llm, capacity) if lean else _HFDecoder(llm)
 
 
-@torch.inference_mode()
-def generate(
-    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None
-) -> RolloutBatch:
-    """``n`` completions for each ``[L_i, H]`` prompt (an AudioLLM or its ``llm``).
+@dataclass
+class GroupsDone:
+    """Prompts whose ``n`` samples have all ended, as :func:`iter_generate` hands them back."""
 
-    Each prompt is prefilled once and its KV cache repeated for its ``n`` samples. ``lean``: use
-    :class:`funrl.rollout.fast_decode.KVDecoder` (True), the transformers forward (False), or the
-    first where it supports the model (None).
+    prompts: list[int]  # the prompts (positions in ``prompt_embeds``), ascending
+    batch: RolloutBatch  # their rows, prompt-major; ``prompt_index`` holds the prompt positions
+    step: int  # the decode step (0-based) at which the last of their samples ended; -1: not known (SGLang)
+
+
+@torch.inference_mode()
+def iter_generate(
+    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None
+) -> Iterator[GroupsDone]:
+    """:func:`generate`, handing back each prompt's group as soon as its ``n`` samples have ended.
+
+    One batched decode over all prompts (no second call): after each decode step, the prompts
+    whose samples have all stopped since the last hand-back come out as one :class:`GroupsDone`
+    (at the last step, every prompt not yet handed back, including samples cut at
+    ``max_new_tokens``). The finished rows stay in the batch until the loop ends (their later
+    tokens are computed and ignored); what is handed back never changes afterwards. The rows and
+    their log-probs are exactly :func:`generate`'s (same seed, same noise stream).
     """
     llm = getattr(model_or_llm, "llm", model_or_llm)
     embed = llm.get_input_embeddings()
     device, dtype = embed.weight.device, embed.weight.dtype
-    prompt_index = [i for i in range(len(prompt_embeds)) for _ in range(n)]
-    if not prompt_index:
-        return RolloutBatch([], [], [], [])
+    num_prompts = len(prompt_embeds)
+    if not num_prompts or n <= 0:
+        return
     stop = _stop_ids(llm, sampling)
     greedy = not sampling.temperature or sampling.temperature <= 0
     gen = None
@@ -115,12 +128,13 @@ def generate(
     dec = _decoder(llm, p_max + sampling.max_new_tokens, lean)
     logits = dec.prefill(inputs, valid, pos).repeat_interleave(n, dim=0)  # [N, V]
     dec.expand(n)
-    num, steps = len(prompt_index), sampling.max_new_tokens
+    num, steps = num_prompts * n, sampling.max_new_tokens
     race = None if greedy else torch.empty(num, logits.shape[-1], device=device)  # [N, V] one step's noise
     tokens = torch.zeros(num, steps, dtype=torch.long)  # [N, max_new]
     logps = torch.zeros(num, steps)
     lengths = torch.full((num,), steps, dtype=torch.long)  # tokens kept per row (up to and with its stop)
     done = torch.zeros(num, dtype=torch.bool, device=device)
+    handed = torch.zeros(num_prompts, dtype=torch.bool)  # groups already handed back
     stop_t = torch.tensor(sorted(stop), device=device)
     next_pos = pos[:, -1:].repeat_interleave(n, dim=0) + 1  # [N, 1]
     for t in range(steps):
@@ -131,16 +145,62 @@ def generate(
         stopped = torch.isin(tok, stop_t) & ~done
         lengths[stopped.cpu()] = t + 1
         done |= stopped
-        if bool(done.all()) or t + 1 == steps:
+        last = bool(done.all()) or t + 1 == steps
+        ready = (done.cpu().view(num_prompts, n).all(1) | last) & ~handed  # [P]
+        if bool(ready.any()):
+            handed |= ready
+            prompts = ready.nonzero().flatten().tolist()
+            yield GroupsDone(prompts, _rows(prompts, n, tokens, logps, lengths, stop), t)
+        if last:
             break
         logits = dec.step(embed(tok[:, None]), next_pos)
         next_pos = next_pos + 1
-    rows_t, rows_lp, reasons = [], [], []
-    for i, k in enumerate(lengths.tolist()):
-        rows_t.append(tokens[i, :k].tolist())
-        rows_lp.append(logps[i, :k].tolist())
-        reasons.append("stop" if k and rows_t[-1][-1] in stop else "length")
-    return RolloutBatch(rows_t, rows_lp, reasons, prompt_index, meta={"engine": "funrl.rollout.generation"})
+
+
+def _rows(prompts: list[int], n: int, tokens, logps, lengths, stop: set[int]) -> RolloutBatch:
+    """The rows of ``prompts`` (prompt-major) from the decode loop's buffers."""
+    rows_t, rows_lp, reasons, index = [], [], [], []
+    for p in prompts:
+        for i in range(p * n, (p + 1) * n):
+            k = int(lengths[i])
+            rows_t.append(tokens[i, :k].tolist())
+            rows_lp.append(logps[i, :k].tolist())
+            reasons.append("stop" if k and rows_t[-1][-1] in stop else "length")
+            index.append(p)
+    return RolloutBatch(rows_t, rows_lp, reasons, index, meta={"engine": "funrl.rollout.generation"})
+
+
+def generate(
+    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None
+) -> RolloutBatch:
+    """``n`` completions for each ``[L_i, H]`` prompt (an AudioLLM or its ``llm``).
+
+    Each prompt is prefilled once and its KV cache repeated for its ``n`` samples. ``lean``: use
+    :class:`funrl.rollout.fast_decode.KVDecoder` (True), the transformers forward (False), or the
+    first where it supports the model (None).
+    """
+    return in_prompt_order(list(iter_generate(model_or_llm, prompt_embeds, n, sampling, lean=lean)))
+
+
+def in_prompt_order(parts: Sequence[GroupsDone]) -> RolloutBatch:
+    """One prompt-major batch from hand-backs that together cover prompts ``0 .. P-1`` once each."""
+    by_prompt: dict[int, list[tuple[int, int]]] = {}  # prompt -> (part, row) of its rows
+    twice = False
+    for j, part in enumerate(parts):
+        for r, p in enumerate(part.batch.prompt_index):
+            twice |= p in by_prompt and by_prompt[p][0][0] != j
+            by_prompt.setdefault(p, []).append((j, r))
+    if twice or sorted(by_prompt) != list(range(len(by_prompt))):
+        raise ValueError(f"in_prompt_order: the parts cover prompts {sorted(by_prompt)}, not 0..{len(by_prompt) - 1} once each")
+    out = RolloutBatch([], [], [], [], meta={"engine": "funrl.rollout.generation"})
+    for p in range(len(by_prompt)):
+        for j, r in by_prompt[p]:
+            b = parts[j].batch
+            out.token_ids.append(b.token_ids[r])
+            out.logprobs.append(b.logprobs[r])
+            out.finish_reasons.append(b.finish_reasons[r])
+            out.prompt_index.append(p)
+    return out
 
 
 def decode(tokenizer, token_ids: Sequence[Sequence[int]]) -> list[str]:

@@ -60,6 +60,16 @@ class HFEngine:
         embeds = [e.to(self.device, self.dtype) for e in prompt_embeds]
         return generate(self.model, embeds, n, sampling)
 
+    def generate_groups(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams):
+        """:meth:`generate` as :class:`funrl.rollout.generation.GroupsDone` hand-backs, each prompt's
+        group as soon as its ``n`` samples have ended (one decode; ``rollout.reward_overlap_groups``)."""
+        from funrl.rollout.generation import iter_generate
+
+        if self.asleep:
+            raise RuntimeError("HFEngine.generate_groups called while asleep: call wake() first")
+        embeds = [e.to(self.device, self.dtype) for e in prompt_embeds]
+        yield from iter_generate(self.model, embeds, n, sampling)
+
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         """Copy weights in (a bucket at a time is fine; asleep or awake); names as in the HF state dict."""
         unknown = []

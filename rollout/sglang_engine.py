@@ -238,6 +238,45 @@ class SGLangEngine:
         batch.meta.update(engine="sglang", device=self.device, generate_s=time.perf_counter() - t0)
         return batch
 
+    def generate_groups(self, prompt_embeds: list[torch.Tensor], n: int, sampling: SamplingParams):
+        """:meth:`generate` as :class:`funrl.rollout.generation.GroupsDone` hand-backs
+        (``rollout.reward_overlap_groups``): one request per prompt's group, all sent at once (SGLang's
+        scheduler batches them as it batches one request's rows), each group handed back as soon as
+        its request completes. Rows sample with the seeds :meth:`generate` gives them."""
+        import asyncio
+
+        from sglang.srt.managers.io_struct import GenerateReqInput
+
+        from funrl.rollout.generation import GroupsDone
+
+        if self.asleep:
+            raise RuntimeError("SGLangEngine.generate_groups called while asleep; call wake() first")
+        if n < 1 or not prompt_embeds:
+            raise ValueError(f"generate: expected n >= 1 and at least one prompt, got n={n}, {len(prompt_embeds)} prompts")
+        self._check_embeds(prompt_embeds)
+        loop, manager = self.engine.loop, self.engine.tokenizer_manager
+
+        async def group(p: int, embeds: list) -> tuple[int, list]:
+            obj = GenerateReqInput(input_embeds=[embeds] * n, return_logprob=True,
+                                   sampling_params=[self._request_params(sampling, p * n + j) for j in range(n)])
+            out = await manager.generate_request(obj, None).__anext__()
+            return p, out if isinstance(out, list) else [out]
+
+        pending = {loop.create_task(group(p, e.detach().float().cpu().tolist())) for p, e in enumerate(prompt_embeds)}
+        try:
+            while pending:
+                done, pending = loop.run_until_complete(asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED))
+                got = sorted(t.result() for t in done)  # raises the first failed request's error
+                prompts = [p for p, _ in got]
+                batch = self._to_batch([o for _, outs in got for o in outs], [p for p in prompts for _ in range(n)])
+                batch.meta.update(engine="sglang", device=self.device)
+                yield GroupsDone(prompts, batch, -1)
+        finally:  # an error, or a caller that stopped reading: no request left running
+            for t in pending:
+                t.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
     @staticmethod
     def _to_batch(outs: list[dict], prompt_index: list[int]) -> RolloutBatch:
         token_ids, logprobs, reasons = [], [], []

@@ -37,7 +37,7 @@ from funrl.train.metrics import MetricsLogger, sample_records
 from funrl.train.refill import combine_rounds, informative_groups
 from funrl.train.run_dir import config_dict, config_hash
 from funrl.train.run_dir import prepare as prepare_run_dir
-from funrl.train.roles import Roles
+from funrl.train.roles import Roles, consecutive_runs
 from funrl.train.sampler import PromptSampler
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class Trainer:
         self._stream_tok = None  # data.streaming: the model's tokenizer (draw)
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step, tracker=self._tracker())
         self.device = self.roles.device
+        self.overlap = cfg.rollout.reward_overlap_groups or cfg.rollout.reward_overlap_chunks > 1
 
     def _tracker(self):
         """W&B when ``logging.wandb.enabled`` (:mod:`funrl.train.wandb_log`), else None."""
@@ -103,7 +104,7 @@ class Trainer:
             with self.prof.step(step):
                 t0 = time.time()
                 rows, embeds = self.prompts(step)  # B manifest rows → encoder role → prompt embeddings (ref)
-                if self.cfg.rollout.reward_overlap_chunks > 1:  # chunk k scored while chunk k+1 generates
+                if self.overlap:  # groups (or chunks) scored while the rest generate
                     rollout, texts, rewards = self.rollout_overlapped(step, rows, embeds)
                     self.prefetch_alone(step)
                 else:
@@ -222,25 +223,47 @@ class Trainer:
                 return self.roles.generate(embeds, self.cfg.train.prompts_per_step, self.G, self.sampling(step, draw), step)
 
     def rollout_overlapped(self, step: int, rows: list[dict], embeds: ray.ObjectRef) -> tuple:
-        """``rollout.reward_overlap_chunks`` > 1: the prompts in consecutive chunks; each chunk's
-        completions go to the reward pool as soon as they exist, so scoring chunk k runs while chunk
-        k+1 generates. The rollout phase holds the overlapped scoring; the reward phase is what is
-        left to wait for after the last chunk. Chunk k samples with its own seed."""
-        k, B, G = self.cfg.rollout.reward_overlap_chunks, len(rows), self.G
-        chunks = [c for c in (list(range(j * B // k, (j + 1) * B // k)) for j in range(k)) if c]
-        batches, texts, pending = [], [], []
+        """The rewards scored while the rollout still decodes. ``rollout.reward_overlap_groups``: one
+        generate call hands back each group as soon as its G samples have ended, and the reward pool
+        scores it at once. ``rollout.reward_overlap_chunks`` = k: the prompts in k consecutive
+        chunks, each chunk scored while the next generates (chunk k samples with its own seed).
+        Either way a group is scored whole, by one worker; the rollout phase holds the overlapped
+        scoring and the reward phase what is left to wait for after the last group."""
+        B, G = len(rows), self.G
+        got, pending, turn = {}, [], 0  # prompt -> (hand-back batch, its texts, the group's first row there)
         with self.roles.own("rollout", step, self.prof), self.phase("rollout", step=step):
-            for j, sel in enumerate(chunks):
-                batch, chunk_texts = self.roles.generate(embeds, B, G, self.sampling(step, j), step, sel)
-                first = sel[0] * G  # the step's row of this chunk's first completion
-                samples = [rows[sel[i // G]] for i in range(len(chunk_texts))]
-                groups = [sel[i // G] for i in range(len(chunk_texts))]
-                pending += self.roles.score_submit(chunk_texts, samples, groups, step, offset=first)
-                batches.append(batch)
-                texts += chunk_texts
+            for prompts, batch, texts in self.finished_groups(step, B, embeds):
+                for run in consecutive_runs(prompts):  # one reward call per run of neighbouring groups
+                    at, n = prompts.index(run[0]) * G, len(run) * G  # the run's rows in this hand-back
+                    refs = self.roles.score_submit(texts[at:at + n], [rows[p] for p in run for _ in range(G)],
+                                                   [p for p in run for _ in range(G)], step, offset=run[0] * G,
+                                                   first_worker=turn)
+                    turn += len(refs)  # the next run starts at the next worker
+                    pending.append((run[0], refs))
+                got.update({p: (batch, texts, k * G) for k, p in enumerate(prompts)})
         with self.phase("reward", step=step):
-            rewards = self.roles.score_merge(self.roles.wait_all(pending))
-        return RolloutBatch.concat(batches), texts, rewards
+            refs = [r for _, rs in sorted(pending, key=lambda x: x[0]) for r in rs]  # row order
+            rewards = self.roles.score_merge(self.roles.wait_all(refs))
+        out, all_texts = RolloutBatch([], [], [], []), []  # prompt-major, as one call returns it
+        for p in range(B):
+            batch, texts, a = got[p]
+            out.token_ids += batch.token_ids[a:a + G]
+            out.logprobs += batch.logprobs[a:a + G]
+            out.finish_reasons += batch.finish_reasons[a:a + G]
+            out.prompt_index += [p] * G
+            all_texts += texts[a:a + G]
+        return out, all_texts, rewards
+
+    def finished_groups(self, step: int, B: int, embeds):
+        """``(prompts, batch, texts)`` as the rollout hands groups back (:meth:`rollout_overlapped`):
+        group by group from one call, or chunk by chunk from ``reward_overlap_chunks`` calls."""
+        if self.cfg.rollout.reward_overlap_groups:
+            yield from self.roles.generate_groups(embeds, B, self.G, self.sampling(step), step)
+            return
+        k = self.cfg.rollout.reward_overlap_chunks
+        for j, sel in enumerate(c for c in (list(range(i * B // k, (i + 1) * B // k)) for i in range(k)) if c):
+            batch, texts = self.roles.generate(embeds, B, self.G, self.sampling(step, j), step, sel)
+            yield sel, batch, texts
 
     def reward(self, step: int, rows: list[dict], texts: list[str], prefetch: bool = True) -> dict:
         """The reward pool on the completions; with ``train.prefetch_prompts`` the next step's

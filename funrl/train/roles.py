@@ -234,6 +234,26 @@ class Roles:
         results = self.wait_all(refs)
         return RolloutBatch.concat([b for b, _ in results]), [t for _, texts in results for t in texts]
 
+    def generate_groups(self, embeds, num_prompts: int, n: int, sampling, step: int):
+        """:meth:`generate` as the engines finish groups (``rollout.reward_overlap_groups``): yields
+        ``(prompts, batch, texts)``, ``prompts`` the step's prompt numbers of ``batch``'s rows
+        (``batch.prompt_index`` holds the same numbers), in the order the groups finish, each
+        prompt once; every engine streams its contiguous slice (seeds as in :meth:`generate`)."""
+        gens = []
+        for e, (eng, part) in enumerate(zip(self.engines, split(list(range(num_prompts)), len(self.engines)))):
+            if part:
+                seed = None if sampling.seed is None else sampling.seed + 104_729 * e
+                gens.append(eng.generate_groups.options(num_returns="streaming").remote(
+                    embeds, n, dataclasses.replace(sampling, seed=seed), step, part))
+        while gens:
+            ready, _ = ray.wait(gens, num_returns=1)
+            try:
+                ref = next(ready[0])
+            except StopIteration:
+                gens.remove(ready[0])
+                continue
+            yield self._get(ref)
+
     def score(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int) -> dict:
         """The reward pool on the step's completions: ``{"total", "components", "error_rates", "metrics"}``.
 
@@ -243,12 +263,16 @@ class Roles:
         return self.score_merge(self.wait_all(self.score_submit(texts, samples, group_ids, step)))
 
     def score_submit(self, texts: list[str], samples: list[dict], group_ids: list[int], step: int,
-                     offset: int = 0) -> list:
-        """Send rows ``offset ..`` of the step to the reward pool, whole groups per worker; refs
-        whose results, in order, :meth:`score_merge` takes (with those of other chunks after them)."""
-        bounds = group_bounds(group_ids, len(self.rewarders))
-        return [w.score.remote(texts[a:b], samples[a:b], group_ids[a:b], step, offset + a)
-                for w, (a, b) in zip(self.rewarders, bounds) if b > a]
+                     offset: int = 0, first_worker: int = 0) -> list:
+        """Send rows ``offset ..`` of the step to the reward pool, whole groups per worker, the
+        first slice to worker ``first_worker`` (mod the pool; a caller sending one group at a time
+        turns it to spread them); refs whose results, in order, :meth:`score_merge` takes (with
+        those of other chunks after them)."""
+        k = len(self.rewarders)
+        bounds = group_bounds(group_ids, k)
+        return [self.rewarders[(first_worker + j) % k].score.remote(texts[a:b], samples[a:b], group_ids[a:b], step,
+                                                                     offset + a)
+                for j, (a, b) in enumerate(bounds) if b > a]
 
     def score_merge(self, parts: list[dict]) -> dict:
         """The reward workers' results, in row order, as one step's rewards and metrics."""
@@ -341,3 +365,18 @@ def group_bounds(group_ids: list[int], k: int) -> list[tuple[int, int]]:
     n, m = len(group_ids), len(starts)
     cut = [starts[j * m // k] if j * m // k < m else n for j in range(k)] + [n]
     return [(cut[j], cut[j + 1]) for j in range(k)]
+
+
+def consecutive_runs(items: list[int]) -> list[list[int]]:
+    """``items`` (ascending) cut where they stop counting up by one.
+
+    >>> consecutive_runs([0, 1, 3, 5, 6])
+    [[0, 1], [3], [5, 6]]
+    """
+    runs: list[list[int]] = []
+    for x in items:
+        if runs and x == runs[-1][-1] + 1:
+            runs[-1].append(x)
+        else:
+            runs.append([x])
+    return runs

@@ -87,6 +87,8 @@ def test_a_config_file_that_is_not_utf8_names_the_line(tmp_path, capsys):
      "expected a finite number >= 0, got inf"),
     ("cluster:\n  gpus: yes please\n", 2, "cluster.gpus", "expected 'auto' (GPUs when Ray reports them) or 'none', got 'yes please'"),
     ("rollout:\n  num_engines: 0\n", 2, "rollout.num_engines", "expected an integer >= 1, got 0"),
+    ("rollout:\n  reward_overlap_chunks: 2\n  reward_overlap_groups: true\n", 3, "rollout.reward_overlap_groups",
+     "expected false when rollout.reward_overlap_chunks > 1 (two ways to overlap the rewards: choose one), got True"),
     ("model:\n  encoder_workers: 0\n", 2, "model.encoder_workers", "expected an integer >= 1, got 0"),
     ("cluster:\n  torch_threads: 0\n", 2, "cluster.torch_threads", "expected an integer >= 1, got 0"),
     ("cluster:\n  placement_strategy: pack\n", 2, "cluster.placement_strategy",

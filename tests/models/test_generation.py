@@ -148,3 +148,33 @@ def test_exponential_race_draws_tokens_with_their_probabilities():
     torch.testing.assert_close(freq, p, atol=0.01, rtol=0)  # 4 sigma of a binomial at n = 40000 is < 0.01
     top2 = torch.bincount(_sample(logp, SamplingParams(top_k=2), race), minlength=4).float() / n
     torch.testing.assert_close(top2, torch.tensor([0.625, 0.375, 0.0, 0.0]), atol=0.01, rtol=0)  # renormalised
+
+
+def test_groups_are_handed_back_when_their_last_sample_ends_and_equal_generate(tiny):
+    """iter_generate (rollout.reward_overlap_groups): each prompt's group leaves at the decode step
+    where the last of its samples stopped, never before, once; the hand-backs together are
+    generate()'s batch row for row (same seed, same noise)."""
+    from funrl.rollout.generation import in_prompt_order, iter_generate
+
+    model, tok = tiny
+    prompts = _prompts(model, tok)
+    free = generate(model, prompts, 3, SamplingParams(temperature=1.0, max_new_tokens=12, stop_token_ids=[-1], seed=5))
+    # stop on tokens the samples draw often, so that groups end at different steps
+    counts = torch.bincount(torch.tensor([t for row in free.token_ids for t in row]))
+    stops = counts.argsort(descending=True)[:3].tolist()
+    sp = SamplingParams(temperature=1.0, max_new_tokens=12, stop_token_ids=stops, seed=5)
+    full = generate(model, prompts, 3, sp)
+    parts = list(iter_generate(model, prompts, 3, sp))
+    assert sorted(p for part in parts for p in part.prompts) == [0, 1, 2]  # each prompt once
+    for part in parts:
+        assert part.batch.prompt_index == [p for p in part.prompts for _ in range(3)]
+        for p in part.prompts:  # the step its slowest sample ended (or the last step, when one was cut)
+            lengths = [len(full.token_ids[i]) for i in range(3 * p, 3 * p + 3)]
+            assert part.step == max(lengths) - 1
+    assert len({part.step for part in parts}) > 1, "the stop tokens should end the groups at different steps"
+    merged = in_prompt_order(parts)
+    assert merged.token_ids == full.token_ids and merged.logprobs == full.logprobs
+    assert merged.finish_reasons == full.finish_reasons and merged.prompt_index == full.prompt_index
+    for wrong in (parts[1:], parts + parts[:1]):  # a group missing; a group twice
+        with pytest.raises(ValueError, match="cover prompts"):
+            in_prompt_order(wrong)

@@ -178,6 +178,25 @@ def test_group_samples_are_prompt_major_with_tempered_logprobs(engine, ref):
     assert len({tuple(t) for t in batch.token_ids[:4]}) > 1
 
 
+def test_groups_come_back_each_once_as_generate_returns_them(engine, ref):
+    """generate_groups (rollout.reward_overlap_groups): every prompt's group once, n rows each,
+    prompt-major, numbered by prompt; greedy, the reference model's own choices, as generate()'s are
+    (bf16 in batches of another shape: near-ties may break the other way, so not compared exactly)."""
+    from funrl.rollout.generation import in_prompt_order
+
+    tok, model = ref
+    embeds = embeds_of(model, prompt_ids(tok))
+    sp = greedy(max_new_tokens=8)
+    parts = list(engine.generate_groups(embeds, 2, sp))
+    assert sorted(p for part in parts for p in part.prompts) == list(range(len(embeds)))
+    for part in parts:
+        assert part.batch.prompt_index == [p for p in part.prompts for _ in range(2)]
+    merged = in_prompt_order(parts)
+    assert merged.prompt_index == [p for p in range(len(embeds)) for _ in range(2)]
+    assert_engine_follows_reference(model, [embeds[p] for p in merged.prompt_index], merged)
+    assert all(merged.token_ids[2 * p] == merged.token_ids[2 * p + 1] for p in range(len(embeds)))  # greedy
+
+
 def assert_engine_follows_reference(model, embeds, out) -> None:
     """Every greedy row of the engine's output ``out`` is the reference model's greedy choice (up to
     near-ties; at least 80% of tokens exactly) with the reference's log-probs."""

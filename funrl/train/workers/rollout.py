@@ -8,6 +8,7 @@ so the reward pool receives text.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import torch
@@ -65,6 +66,37 @@ class RolloutWorker(Worker):
             batch: RolloutBatch = self.engine.generate(prompt_embeds, n, sampling)
             s.args["tokens"] = batch.num_tokens
         return batch, decode(self.tokenizer, batch.token_ids)
+
+    def generate_groups(self, prompt_embeds, n: int, sampling: SamplingParams, step: int,
+                        select: list[int] | None = None):
+        """:meth:`generate` handed back group by group as the engine finishes them (a Ray streaming
+        generator: call with ``.options(num_returns="streaming")``): yields ``(prompts, batch,
+        texts)``, ``prompts`` the step's prompt numbers (``select``'s, when given) of ``batch``'s
+        rows, ``batch.prompt_index`` the same numbers. An engine without ``generate_groups``
+        hands back the whole batch once, at the end."""
+        from funrl.rollout.generation import GroupsDone, decode
+
+        prompt_embeds = prompt_tensors(prompt_embeds)
+        numbers = list(range(len(prompt_embeds))) if select is None else list(select)
+        if select is not None:
+            prompt_embeds = [prompt_embeds[i] for i in select]
+        if not sampling.stop_token_ids:
+            sampling.stop_token_ids = list(self.stop_ids)
+        with self.rec.span("rollout", step=step, prompts=len(prompt_embeds)) as s:
+            if hasattr(self.engine, "generate_groups"):
+                parts = self.engine.generate_groups(prompt_embeds, n, sampling)
+            else:
+                batch = self.engine.generate(prompt_embeds, n, sampling)
+                parts = [GroupsDone(list(range(len(prompt_embeds))), batch, -1)]
+            tokens = 0
+            for part in parts:
+                b = part.batch
+                b.prompt_index = [numbers[p] for p in b.prompt_index]
+                tokens += b.num_tokens
+                now = time.time()  # the moment the groups leave for the driver, in the trace
+                self.rec.record("groups_done", now, now, step=step, groups=len(part.prompts), decode_step=part.step)
+                yield [numbers[p] for p in part.prompts], b, decode(self.tokenizer, b.token_ids)
+            s.args["tokens"] = tokens
 
     def update_weights(self, bucket, step: int | None = None, kind: str = "weights") -> int:
         """One bucket: a :class:`funrl.train.transport.ShmTable` (same node) or ``PackedTensors``.

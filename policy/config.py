@@ -20,6 +20,7 @@ RATIO_LEVELS = ("token", "sequence")
 ROLLOUT_IS_MODES = ("none", "tis", "mis")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 LOSS_AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+GUIDES = ("none", "ctc", "reference")
 
 
 @dataclass
@@ -36,6 +37,11 @@ class AlgorithmConfig:
     # the loss (their rewards still count in their group's advantages), as TRL's
     # mask_truncated_completions and DAPO's over-long filtering
     mask_truncated: bool = False
+    # guided exploration (funrl/train/guide.py): the last of each group's G samples is replaced by a
+    # transcript the policy did not sample: "ctc", the model's own CTC head's greedy transcript of
+    # the audio (a family model with ctc.json); "reference", the manifest text (off-policy
+    # guidance as LUFFY's); "none" (the report's GRPO)
+    guide: str = "none"
 
     # --- ratio and clipped surrogate (Eq. 2–3)
     clip_low: float = 0.2  # ratio floor 1 - clip_low (the report's ε; PPO's 0.2)
@@ -73,6 +79,12 @@ class AlgorithmConfig:
         _choice("kl_estimator", self.kl_estimator, KL_ESTIMATORS)
         _choice("loss_agg_mode", self.loss_agg_mode, LOSS_AGG_MODES)
         _choice("rollout_is", self.rollout_is, ROLLOUT_IS_MODES)
+        _choice("guide", self.guide, GUIDES)
+        if self.guide != "none":
+            _check("group_size", self.group_size >= 2, "an integer >= 2 with algorithm.guide (one sample is the guide)",
+                   self.group_size)
+            _check("guide", not self.max_refill_rounds, "'none' with algorithm.max_refill_rounds > 0 (not combined yet)",
+                   self.guide)
         _choice("rollout_is_level", self.rollout_is_level, RATIO_LEVELS)
         _check("rollout_is_cap", self.rollout_is_cap > 0, "a number > 0", self.rollout_is_cap)
         _check("group_size", self.group_size >= 1, "an integer >= 1", self.group_size)

@@ -16,7 +16,8 @@ The weights carry no gradient and multiply the per-token policy-gradient loss, n
 in both. Metrics (over the masked tokens, shares of the step's token count like the loss's other
 means): ``rollout_logp_diff_mean`` = mean |log π_old − log π_engine|, ``rollout_logp_diff_max``
 its max, ``rollout_kl`` = the k3 estimate of KL(π_engine ‖ π_old) on the engine's samples
-(``e^d − 1 − d`` with ``d = log π_old − log π_engine``); with a correction on,
+(``e^d − 1 − d`` with ``d = log π_old − log π_engine``); a row whose engine log-probs are NaN (one
+the engine did not sample: ``algorithm.guide``) counts as ``d = 0``, weight 1; with a correction on,
 ``rollout_is_weight_mean`` and ``rollout_is_capped_frac`` (tokens whose weight hit the cap).
 """
 
@@ -51,7 +52,9 @@ def rollout_correction(
     if mode not in ROLLOUT_IS_MODES:
         raise ValueError(f"mode must be one of {ROLLOUT_IS_MODES} (algorithm.rollout_is), got {mode!r}")
     mask = mask.bool()
-    d = torch.where(mask, old_logp.detach() - engine_logp.detach(), torch.zeros_like(old_logp))  # [B, T] log w_t
+    # NaN engine log-probs: a row the engine did not sample (algorithm.guide): zero difference, weight 1
+    known = mask & torch.isfinite(engine_logp)
+    d = torch.where(known, old_logp.detach() - engine_logp.detach(), torch.zeros_like(old_logp))  # [B, T] log w_t
     metrics = {
         "rollout_logp_diff_mean": _mean(d.abs(), mask, num_tokens),
         "rollout_logp_diff_max": _extreme(d.abs(), mask, largest=True),

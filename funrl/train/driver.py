@@ -72,6 +72,7 @@ class Trainer:
         self.metrics = MetricsLogger(self.run_dir, cfg.train.steps, start_step=self.start.step, tracker=self._tracker())
         self.device = self.roles.device
         self.overlap = cfg.rollout.reward_overlap_groups or cfg.rollout.reward_overlap_chunks > 1
+        self._guides = None  # algorithm.guide: (the step's embeddings ref, their guides)
 
     def _tracker(self):
         """W&B when ``logging.wandb.enabled`` (:mod:`funrl.train.wandb_log`), else None."""
@@ -218,9 +219,25 @@ class Trainer:
 
     def rollout(self, step: int, embeds: ray.ObjectRef, draw: int = 0):
         """``draw`` > 0: a refill round's own sampling seed (``refill``)."""
+        B = self.cfg.train.prompts_per_step
         with self.roles.own("rollout", step, self.prof):
             with self.phase("rollout", step=step):
-                return self.roles.generate(embeds, self.cfg.train.prompts_per_step, self.G, self.sampling(step, draw), step)
+                batch, texts = self.roles.generate(embeds, B, self.G, self.sampling(step, draw), step)
+        return self.guided(embeds, list(range(B)), batch, texts)
+
+    def guided(self, embeds, prompts: list[int], batch, texts: list[str]) -> tuple:
+        """``algorithm.guide``: the last sample of each group of ``prompts`` (a hand-back, prompt-major)
+        replaced by the prompt's guide transcript, which the encoder packed with its embeddings
+        (:mod:`funrl.train.guide`)."""
+        if self.cfg.algorithm.guide == "none":
+            return batch, texts
+        from funrl.train.guide import apply_guides, read_guides
+
+        if self._guides is None or self._guides[0] is not embeds:  # once per step's embeddings
+            packs = [ray.get(r) for r in (embeds if isinstance(embeds, list) else [embeds])]
+            self._guides = (embeds, read_guides(packs))
+        apply_guides(prompts, batch, texts, self._guides[1], self.G)
+        return batch, texts
 
     def rollout_overlapped(self, step: int, rows: list[dict], embeds: ray.ObjectRef) -> tuple:
         """The rewards scored while the rollout still decodes. ``rollout.reward_overlap_groups``: one
@@ -258,12 +275,13 @@ class Trainer:
         """``(prompts, batch, texts)`` as the rollout hands groups back (:meth:`rollout_overlapped`):
         group by group from one call, or chunk by chunk from ``reward_overlap_chunks`` calls."""
         if self.cfg.rollout.reward_overlap_groups:
-            yield from self.roles.generate_groups(embeds, B, self.G, self.sampling(step), step)
+            for prompts, batch, texts in self.roles.generate_groups(embeds, B, self.G, self.sampling(step), step):
+                yield (prompts, *self.guided(embeds, prompts, batch, texts))
             return
         k = self.cfg.rollout.reward_overlap_chunks
         for j, sel in enumerate(c for c in (list(range(i * B // k, (i + 1) * B // k)) for i in range(k)) if c):
             batch, texts = self.roles.generate(embeds, B, self.G, self.sampling(step, j), step, sel)
-            yield sel, batch, texts
+            yield (sel, *self.guided(embeds, sel, batch, texts))
 
     def reward(self, step: int, rows: list[dict], texts: list[str], prefetch: bool = True) -> dict:
         """The reward pool on the completions; with ``train.prefetch_prompts`` the next step's
@@ -318,6 +336,10 @@ class Trainer:
                 uncut, tm = truncated_keep_mask(rollout.finish_reasons)
                 keep = keep & uncut
                 m.update(tm)
+            if a.guide != "none":  # the guide is each group's last row (funrl/train/guide.py)
+                r = total.view(-1, self.G)  # [B, G]
+                m["guide_better_share"] = (r[:, -1] > r[:, :-1].max(1).values).float().mean()
+                m["guide_reward_gain"] = (r[:, -1] - r[:, :-1].mean(1)).mean()
             return adv, torch.nonzero(keep).flatten().tolist(), {k: float(v) for k, v in m.items()}
 
     def update(self, step: int, embeds, rollout, adv: torch.Tensor, rows: list[int]) -> dict:

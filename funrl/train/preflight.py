@@ -45,6 +45,29 @@ def check_rag(cfg) -> None:
                           "or set data.hotwords=manifest")
 
 
+def check_guide(cfg) -> None:
+    """``algorithm.guide=ctc``: a transformers family model with a CTC head, without RAG context."""
+    from pathlib import Path
+
+    from funrl.models.families import is_native
+
+    if cfg.algorithm.guide == "none":
+        return
+    if cfg.data.streaming.p > 0:
+        raise ConfigError(f"algorithm.guide={cfg.algorithm.guide} with data.streaming.p={cfg.data.streaming.p}: not "
+                          "combined yet (a streaming prompt's guide would have to be its partial transcript); "
+                          "set one of them off")
+    if cfg.algorithm.guide != "ctc":
+        return
+    if is_native(cfg.model.path) or not (Path(cfg.model.path) / "ctc.json").is_file():
+        raise ConfigError(f"algorithm.guide=ctc: model.path={cfg.model.path} is not a transformers family folder "
+                          "with a CTC head (ctc.json, ctc.safetensors); train one with funrl sft "
+                          "sft.trainable=[ctc], or set algorithm.guide=none")
+    if cfg.data.hotwords == "rag":
+        raise ConfigError("algorithm.guide=ctc with data.hotwords=rag: not combined yet (both run the CTC head on "
+                          "the encoder); set one of them to none")
+
+
 def check_streaming(cfg, utts: list) -> None:
     """``data.streaming``: a transformers family model (its prompt builder cuts the audio and carries
     the prefix), and word timings on the rows; rows without them stay offline, counted in the log."""
@@ -73,6 +96,7 @@ def preflight(cfg) -> list:
 
     check_config(cfg)
     check_rag(cfg)
+    check_guide(cfg)
     manifest = cfg.data.require("train_manifest")
     utts = load_manifest(manifest, check_audio=True)
     utts, dropped = filter_by_duration(utts, cfg.data.max_duration)

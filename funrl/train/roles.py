@@ -82,7 +82,8 @@ class Roles:
         return [
             RoleSpec("encoder", EncoderWorker, n["encoder"],
                      lambda i: (model, dev("encoder", i), th, prof, cfg.model.prompt, cfg.model.embed_cache_mib,
-                                cfg.data.hotwords, cfg.data.hotword_list, cfg.data.rag_k)),
+                                cfg.data.hotwords, cfg.data.hotword_list, cfg.data.rag_k, cfg.algorithm.guide,
+                                cfg.rollout.max_new_tokens)),
             RoleSpec("rollout", RolloutWorker, n["rollout"],
                      lambda i: (cfg.rollout, model, cfg.run.name, dev("rollout", i), th, prof, cfg.run.seed + 1_000_003 * i)),
             RoleSpec("reward", RewardWorker, n["reward"], lambda i: (cfg.rewards, 1, prof)),

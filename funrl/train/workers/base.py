@@ -48,9 +48,11 @@ def prompt_tensors(embeds) -> list:
     byte buffer: Ray hands it over zero-copy, sooner than a list of tensors), or out of a list of
     them, or of refs to them, in order (one per encoder worker: ``model.encoder_workers``). The
     tensors are read-only views: copy before writing."""
+    from funrl.train.guide import is_guide  # algorithm.guide's tensors ride along: not prompts
+
     if isinstance(embeds, (list, tuple)):
         import ray
 
         parts = [ray.get(p) if isinstance(p, ray.ObjectRef) else p for p in embeds]
-        return [t for p in parts for _, t in p.tensors()]
-    return [t for _, t in embeds.tensors()]
+        return [t for p in parts for n, t in p.tensors() if not is_guide(n)]
+    return [t for n, t in embeds.tensors() if not is_guide(n)]

@@ -24,7 +24,7 @@ class EncoderWorker(Worker):
 
     def __init__(self, name: str, model_path: str, device: str = "cpu", torch_threads: int = 1, profile: bool = True,
                  prompt=None, cache_mib: float = 0.0, hotwords: str = "saved", hotword_list: str | None = None,
-                 rag_k: int = 10):
+                 rag_k: int = 10, guide: str = "none", max_new_tokens: int = 64):
         limit_primitive_cache()  # before the first convolution (funrl.train.workers.heap)
         super().__init__(name, torch_threads, profile)
         from funrl.models.families import is_native, load_audio_llm
@@ -40,6 +40,15 @@ class EncoderWorker(Worker):
             from funrl.hotwords.rag import RagContext
 
             self.rag = RagContext(self.audio_llm, model_path, hotword_list, rag_k)
+        self.guide, self.max_new_tokens, self.ctc = guide, max_new_tokens, None
+        if guide == "ctc":  # algorithm.guide: the CTC head's transcript rides with the embeddings
+            from funrl.models.families.ctc import load_ctc_head
+
+            self.ctc = load_ctc_head(model_path)
+            if self.ctc is None:
+                raise ValueError(f"algorithm.guide=ctc: {model_path} has no CTC head (ctc.json, ctc.safetensors)")
+            self.ctc = self.ctc.to(self.home).eval()
+        self.guides: dict[str, tuple[list[int], str]] = {}  # row key -> guide (small; with the cache's rows)
         self.model = self.audio_llm.model  # the whole torch module (moved off the device in sleep)
         self.model.eval().requires_grad_(False)
         self.cache = EmbedCache(int(cache_mib * (1 << 20)))
@@ -57,20 +66,49 @@ class EncoderWorker(Worker):
             todo = [i for i, e in enumerate(found) if e is None]
             if todo:
                 rows = [samples[i] for i in todo]
+                ctc_ids = None
                 if self.rag is not None:  # hotwords retrieved for each row replace the manifest's (one encoder pass)
                     rows, new = self.rag.prompt_embeds(rows)
                     span.args["rag_terms"] = sum(len(r["hotwords"]) for r in rows)
+                elif self.ctc is not None:  # the prompts and the CTC head's transcripts from one encoder pass
+                    new, ctc_ids = self._embeds_and_ctc(rows)
                 else:
                     new = self.audio_llm.prompt_embeds(rows)  # [misses] of [L_i, H]
+                if self.guide != "none":
+                    from funrl.train.guide import make_guides
+
+                    ids, texts = make_guides(self.audio_llm.tokenizer, rows, self.guide, ctc_ids, self.max_new_tokens)
+                    self.guides.update({keys[i]: g for i, g in zip(todo, zip(ids, texts))})
                 for i, e in zip(todo, new):
                     found[i] = e.float()
                     self.cache.put(keys[i], found[i])
                 del new  # the activations are gone too: their pages go back
             span.args.update(cache_hits=len(samples) - len(todo))
-            packed = PackedTensors.pack([(str(i), e) for i, e in enumerate(found)])
+            named = [(str(i), e) for i, e in enumerate(found)]
+            if self.guide != "none":
+                from funrl.train.guide import guide_tensors
+
+                got = [self.guides[k] for k in keys]
+                named += guide_tensors([g[0] for g in got], [g[1] for g in got], self._end_id())
+                if not len(self.cache):  # nothing cached: nothing to keep a guide for
+                    self.guides.clear()
+            packed = PackedTensors.pack(named)
             del found
             release_free_heap()
             return packed
+
+    def _embeds_and_ctc(self, rows: list[dict]) -> tuple[list[torch.Tensor], list[list[int]]]:
+        """Prompt embeddings (as ``prompt_embeds``) and the CTC head's greedy token ids, one encoder pass."""
+        from funrl.hotwords.ctc import ctc_greedy_decode
+
+        a = self.audio_llm
+        inputs = a.on_model(a.prompt_inputs(rows))
+        audio, enc, lengths = a.encode(inputs)
+        ids = ctc_greedy_decode(self.ctc(enc.float()), lengths, blank=self.ctc.blank)
+        return a.merge_audio(inputs, audio), ids
+
+    def _end_id(self) -> int:
+        return self.audio_llm.tokenizer.convert_tokens_to_ids("<|im_end|>")
 
     def resident_tensors(self) -> list:
         return [*self.model.parameters(), *self.model.buffers(), *self.cache.values()]

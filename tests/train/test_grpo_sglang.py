@@ -31,3 +31,25 @@ def test_short_grpo_run_with_sglang_rollout(tmp_path, tiny_corpus, tiny_model, r
     syncs = [s for s in rec["spans"] if s["worker"] == "rollout0" and s["name"] == "weight_sync"]
     assert {s["step"] for s in syncs} == {0, 1} and len(syncs) > 2
     assert (run_dir / "model" / "llm" / "model.safetensors").is_file()
+
+
+def test_sglang_hands_groups_back_to_the_reward_pool(tmp_path, tiny_corpus, tiny_model, ray_env):
+    """rollout.reward_overlap_groups with the real SGLang engine: one request per group, each group
+    handed back (a groups_done mark) and scored whole while the step's generate call runs."""
+    overrides = [
+        f"run.output_dir={tmp_path / 'runs'}", "run.name=sg_groups",
+        f"data.train_manifest={tiny_corpus / 'train.jsonl'}", f"model.path={tiny_model}",
+        "train.steps=2", "train.prompts_per_step=3", "algorithm.group_size=2", "rollout.max_new_tokens=6",
+        "rollout.engine=sglang", "rollout.reward_overlap_groups=true", "rewards.num_workers=2",
+        "policy.world_size=1", "checkpoint.every=0", "checkpoint.save_final=false", "cluster.num_cpus=5",
+        "profile.plots=false",
+    ]
+    run_dir = Trainer(load_config(None, overrides)).fit()
+    assert [r["step"] for r in read_metrics(run_dir)] == [0, 1]
+    spans = load_records(run_dir)["spans"]
+    for step in (0, 1):
+        marks = [s for s in spans if s["step"] == step and s["name"] == "groups_done"]
+        assert sum(s["args"]["groups"] for s in marks) == 3
+        scored = [s for s in spans if s["step"] == step and s["name"] == "reward" and s["worker"].startswith("reward")]
+        assert sum(s["args"]["completions"] for s in scored) == 6
+        assert all(s["args"]["completions"] % 2 == 0 for s in scored)  # whole groups

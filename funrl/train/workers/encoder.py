@@ -48,7 +48,7 @@ class EncoderWorker(Worker):
             if self.ctc is None:
                 raise ValueError(f"algorithm.guide=ctc: {model_path} has no CTC head (ctc.json, ctc.safetensors)")
             self.ctc = self.ctc.to(self.home).eval()
-        self.guides: dict[str, tuple[list[int], str]] = {}  # row key -> guide (small; with the cache's rows)
+        self.guides: dict[str, tuple[list[int], str]] = {}  # row key -> guide, for the rows the cache holds
         self.model = self.audio_llm.model  # the whole torch module (moved off the device in sleep)
         self.model.eval().requires_grad_(False)
         self.cache = EmbedCache(int(cache_mib * (1 << 20)))
@@ -90,8 +90,8 @@ class EncoderWorker(Worker):
 
                 got = [self.guides[k] for k in keys]
                 named += guide_tensors([g[0] for g in got], [g[1] for g in got], self._end_id())
-                if not len(self.cache):  # nothing cached: nothing to keep a guide for
-                    self.guides.clear()
+                if len(self.guides) > 2 * len(self.cache):  # kept only for the rows the cache still holds
+                    self.guides = {k: g for k, g in self.guides.items() if k in self.cache.items}
             packed = PackedTensors.pack(named)
             del found
             release_free_heap()

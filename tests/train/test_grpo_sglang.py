@@ -12,15 +12,19 @@ from funrl.train.metrics import read_metrics
 pytestmark = [pytest.mark.sglang, pytest.mark.slow]
 
 
-def test_short_grpo_run_with_sglang_rollout(tmp_path, tiny_corpus, tiny_model, ray_env):
+def sglang_run(tmp_path, corpus, model, *extra: str):
+    """Two GRPO steps with the SGLang engine as the rollout role; ``extra`` overrides; the run folder."""
     overrides = [
-        f"run.output_dir={tmp_path / 'runs'}", "run.name=sg",
-        f"data.train_manifest={tiny_corpus / 'train.jsonl'}", f"model.path={tiny_model}",
-        "train.steps=2", "train.prompts_per_step=2", "algorithm.group_size=2", "rollout.max_new_tokens=4",
-        "rollout.engine=sglang", "rollout.bucket_mb=0.05", "policy.world_size=1", "policy.optim.lr=1e-3",
-        "checkpoint.every=0", "cluster.num_cpus=4", "profile.plots=false",
+        f"run.output_dir={tmp_path / 'runs'}", "run.name=sg", f"data.train_manifest={corpus / 'train.jsonl'}",
+        f"model.path={model}", "train.steps=2", "algorithm.group_size=2", "rollout.engine=sglang",
+        "policy.world_size=1", "checkpoint.every=0", "profile.plots=false", *extra,
     ]
-    run_dir = Trainer(load_config(None, overrides)).fit()
+    return Trainer(load_config(None, overrides)).fit()
+
+
+def test_short_grpo_run_with_sglang_rollout(tmp_path, tiny_corpus, tiny_model, ray_env):
+    run_dir = sglang_run(tmp_path, tiny_corpus, tiny_model, "train.prompts_per_step=2", "rollout.max_new_tokens=4",
+                         "rollout.bucket_mb=0.05", "policy.optim.lr=1e-3", "cluster.num_cpus=4")
     rows = read_metrics(run_dir)
     assert [r["step"] for r in rows] == [0, 1]
     for r in rows:
@@ -36,15 +40,9 @@ def test_short_grpo_run_with_sglang_rollout(tmp_path, tiny_corpus, tiny_model, r
 def test_sglang_hands_groups_back_to_the_reward_pool(tmp_path, tiny_corpus, tiny_model, ray_env):
     """rollout.reward_overlap_groups with the real SGLang engine: one request per group, each group
     handed back (a groups_done mark) and scored whole while the step's generate call runs."""
-    overrides = [
-        f"run.output_dir={tmp_path / 'runs'}", "run.name=sg_groups",
-        f"data.train_manifest={tiny_corpus / 'train.jsonl'}", f"model.path={tiny_model}",
-        "train.steps=2", "train.prompts_per_step=3", "algorithm.group_size=2", "rollout.max_new_tokens=6",
-        "rollout.engine=sglang", "rollout.reward_overlap_groups=true", "rewards.num_workers=2",
-        "policy.world_size=1", "checkpoint.every=0", "checkpoint.save_final=false", "cluster.num_cpus=5",
-        "profile.plots=false",
-    ]
-    run_dir = Trainer(load_config(None, overrides)).fit()
+    run_dir = sglang_run(tmp_path, tiny_corpus, tiny_model, "train.prompts_per_step=3", "rollout.max_new_tokens=6",
+                         "rollout.reward_overlap_groups=true", "rewards.num_workers=2", "checkpoint.save_final=false",
+                         "cluster.num_cpus=5")
     assert [r["step"] for r in read_metrics(run_dir)] == [0, 1]
     spans = load_records(run_dir)["spans"]
     for step in (0, 1):

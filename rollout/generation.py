@@ -98,7 +98,8 @@ class GroupsDone:
 
 @torch.inference_mode()
 def iter_generate(
-    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None
+    model_or_llm, prompt_embeds: Sequence[torch.Tensor], n: int, sampling: SamplingParams, *, lean: bool | None = None,
+    each_step: bool = True,
 ) -> Iterator[GroupsDone]:
     """:func:`generate`, handing back each prompt's group as soon as its ``n`` samples have ended.
 
@@ -107,7 +108,8 @@ def iter_generate(
     (at the last step, every prompt not yet handed back, including samples cut at
     ``max_new_tokens``). The finished rows stay in the batch until the loop ends (their later
     tokens are computed and ignored); what is handed back never changes afterwards. The rows and
-    their log-probs are exactly :func:`generate`'s (same seed, same noise stream).
+    their log-probs are exactly :func:`generate`'s (same seed, same noise stream). ``each_step=False``:
+    no check between steps, every group in one hand-back at the end (:func:`generate`).
     """
     llm = getattr(model_or_llm, "llm", model_or_llm)
     embed = llm.get_input_embeddings()
@@ -146,11 +148,12 @@ def iter_generate(
         lengths[stopped.cpu()] = t + 1
         done |= stopped
         last = bool(done.all()) or t + 1 == steps
-        ready = (done.cpu().view(num_prompts, n).all(1) | last) & ~handed  # [P]
-        if bool(ready.any()):
-            handed |= ready
-            prompts = ready.nonzero().flatten().tolist()
-            yield GroupsDone(prompts, _rows(prompts, n, tokens, logps, lengths, stop), t)
+        if each_step or last:
+            ready = (done.cpu().view(num_prompts, n).all(1) | last) & ~handed  # [P]
+            if bool(ready.any()):
+                handed |= ready
+                prompts = ready.nonzero().flatten().tolist()
+                yield GroupsDone(prompts, _rows(prompts, n, tokens, logps, lengths, stop), t)
         if last:
             break
         logits = dec.step(embed(tok[:, None]), next_pos)
@@ -179,7 +182,7 @@ def generate(
     :class:`funrl.rollout.fast_decode.KVDecoder` (True), the transformers forward (False), or the
     first where it supports the model (None).
     """
-    return in_prompt_order(list(iter_generate(model_or_llm, prompt_embeds, n, sampling, lean=lean)))
+    return in_prompt_order(list(iter_generate(model_or_llm, prompt_embeds, n, sampling, lean=lean, each_step=False)))
 
 
 def in_prompt_order(parts: Sequence[GroupsDone]) -> RolloutBatch:

@@ -174,6 +174,8 @@ def test_groups_are_handed_back_when_their_last_sample_ends_and_equal_generate(t
     assert len({part.step for part in parts}) > 1, "the stop tokens should end the groups at different steps"
     merged = in_prompt_order(parts)
     assert merged.token_ids == full.token_ids and merged.logprobs == full.logprobs
+    once = list(iter_generate(model, prompts, 3, sp, each_step=False))  # generate()'s: one hand-back, at the end
+    assert len(once) == 1 and once[0].prompts == [0, 1, 2] and once[0].batch.token_ids == full.token_ids
     assert merged.finish_reasons == full.finish_reasons and merged.prompt_index == full.prompt_index
     for wrong in (parts[1:], parts + parts[:1]):  # a group missing; a group twice
         with pytest.raises(ValueError, match="cover prompts"):

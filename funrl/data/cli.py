@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 import ray
 import torch
 
-from funrl.config import ConfigError, FunRLConfig, to_yaml
+from funrl.config import FunRLConfig, to_yaml
 from funrl.policy.advantages import group_advantages, truncated_keep_mask, zero_variance_keep_mask
 from funrl.profiling import Profiler
 from funrl.rewards.combiner import reward_stats
